@@ -1,0 +1,278 @@
+//! [`DrainLayer`]: readiness and liveness endpoints, and the HTTP drain gate.
+//!
+//! * `/readyz`: 200 while Serving, 503 from the first instant of Draining;
+//!   body `{"phase":"draining","sessions":N}`.
+//! * `/livez`: 200 until the process exits, same body.
+//! * From Draining on, HTTP/1 responses carry `Connection: close`, so
+//!   keep-alive clients move to other pods.
+//! * From Closing on, a WebSocket upgrade gets `503`, `Retry-After`,
+//!   `Connection: close` (policy becomes a response, not an error); other
+//!   requests are served, or refused the same way if configured.
+//! * Every other request gets the [`Drain`] observer in its extensions and is
+//!   counted in flight until its response is ready.
+//!
+//! # Example
+//!
+//! ```
+//! use tower::ServiceBuilder;
+//! use wsdrain_core::{DrainController, DrainLayer, DrainPolicy};
+//!
+//! let controller = DrainController::new(DrainPolicy::default());
+//! let layer = DrainLayer::new(controller.drain())
+//!     .readiness_path("/health/ready")
+//!     .liveness_path("/health/live");
+//! let svc = ServiceBuilder::new().layer(layer).service(tower::service_fn(
+//!     |_req: http::Request<String>| async {
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
+//!     },
+//! ));
+//! # let _ = svc;
+//! ```
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header, response::Parts};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{
+    Phase,
+    body::DrainBody,
+    drain::{Drain, RequestGuard},
+};
+
+#[derive(Debug, Clone)]
+struct Config {
+    readiness_path: String,
+    liveness_path: String,
+    refuse_requests_when_closing: bool,
+}
+
+/// Applies [`DrainService`]; see the [module docs](self).
+#[derive(Debug, Clone)]
+#[must_use = "a layer does nothing until applied to a service"]
+pub struct DrainLayer {
+    drain: Drain,
+    config: Arc<Config>,
+}
+
+impl DrainLayer {
+    /// Health endpoints on `/readyz` and `/livez`, gating by `drain`'s phase.
+    pub fn new(drain: Drain) -> Self {
+        DrainLayer {
+            drain,
+            config: Arc::new(Config {
+                readiness_path: "/readyz".into(),
+                liveness_path: "/livez".into(),
+                refuse_requests_when_closing: false,
+            }),
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Path of the readiness endpoint (default `/readyz`).
+    pub fn readiness_path(mut self, path: impl Into<String>) -> Self {
+        self.config_mut().readiness_path = path.into();
+        self
+    }
+
+    /// Path of the liveness endpoint (default `/livez`).
+    pub fn liveness_path(mut self, path: impl Into<String>) -> Self {
+        self.config_mut().liveness_path = path.into();
+        self
+    }
+
+    /// From Closing on, refuse every request (not only upgrades) with 503 +
+    /// `Retry-After` (default: false, plain requests are served).
+    pub fn refuse_requests_when_closing(mut self, refuse: bool) -> Self {
+        self.config_mut().refuse_requests_when_closing = refuse;
+        self
+    }
+}
+
+impl<S> Layer<S> for DrainLayer {
+    type Service = DrainService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DrainService {
+            inner,
+            drain: self.drain.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Serves health endpoints and gates requests by the drain phase; see the
+/// [module docs](self).
+#[derive(Debug, Clone)]
+pub struct DrainService<S> {
+    inner: S,
+    drain: Drain,
+    config: Arc<Config>,
+}
+
+/// True for a WebSocket upgrade request: HTTP/1.1 `Upgrade: websocket`, or an
+/// HTTP/2 extended CONNECT (RFC 8441).
+pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    if req.version() >= Version::HTTP_2 {
+        return req.method() == Method::CONNECT;
+    }
+    req.headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+}
+
+fn health(drain: &Drain, ready_check: bool) -> (Parts, Bytes) {
+    let status = drain.status();
+    let code = if ready_check && status.phase >= Phase::Draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = code;
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (parts, Bytes::from(status.to_json()))
+}
+
+fn refusal(drain: &Drain) -> (Parts, Bytes) {
+    let secs = drain.policy().draw_hint().retry_after_header_secs();
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = StatusCode::SERVICE_UNAVAILABLE;
+    parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let body = format!("server is shutting down; retry in {secs} s\n");
+    (parts, Bytes::from(body))
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for DrainService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<DrainBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let http1 = req.version() <= Version::HTTP_11;
+        let path = req.uri().path();
+        let own = if path == self.config.readiness_path {
+            Some(health(&self.drain, true))
+        } else if path == self.config.liveness_path {
+            Some(health(&self.drain, false))
+        } else if self.drain.phase() >= Phase::Closing {
+            let upgrade = is_upgrade_request(&req);
+            if upgrade {
+                self.drain.count_refused_upgrade();
+                tracing::debug!(target: "wsdrain", "upgrade refused: closing");
+            }
+            (upgrade || self.config.refuse_requests_when_closing).then(|| refusal(&self.drain))
+        } else {
+            None
+        };
+        let kind = match own {
+            Some(response) => Kind::Own {
+                response: Some(response),
+            },
+            None => {
+                req.extensions_mut().insert(self.drain.clone());
+                Kind::Inner {
+                    guard: Some(self.drain.track_request()),
+                    future: self.inner.call(req),
+                }
+            }
+        };
+        ResponseFuture {
+            kind,
+            drain: self.drain.clone(),
+            http1,
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`DrainService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+        drain: Drain,
+        http1: bool,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Own { response: Option<(Parts, Bytes)> },
+        Inner { #[pin] future: F, guard: Option<RequestGuard> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<DrainBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = match this.kind.project() {
+            KindProj::Own { response } => {
+                let (parts, body) = response.take().unwrap_or_else(|| {
+                    let (parts, ()) = Response::new(()).into_parts();
+                    (parts, Bytes::new())
+                });
+                Response::from_parts(parts, DrainBody::full(body))
+            }
+            KindProj::Inner { future, guard } => {
+                let response = match future.poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => {
+                        guard.take();
+                        return Poll::Ready(Err(e));
+                    }
+                    Poll::Ready(Ok(r)) => r,
+                };
+                guard.take();
+                response.map(|body| DrainBody::Inner { body })
+            }
+        };
+        if *this.http1
+            && this.drain.is_draining()
+            && response.status() != StatusCode::SWITCHING_PROTOCOLS
+        {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Poll::Ready(Ok(response))
+    }
+}

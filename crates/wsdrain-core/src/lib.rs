@@ -1,0 +1,51 @@
+//! The core of wsdrain: the drain controller and its policy, the session
+//! registry and close scheduler, signal handling, and the tower layer that
+//! serves `/readyz` and `/livez` and gates HTTP during a drain.
+//!
+//! It knows nothing of axum or WebSockets: a session is anything that can be
+//! told to close with a hint, and that ends. `wsdrain-axum` puts WebSockets
+//! on it.
+//!
+//! # Example
+//!
+//! ```
+//! use wsdrain_core::{DrainController, DrainLayer, DrainPolicy};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let controller = DrainController::new(DrainPolicy::from_env()?);
+//! let _signals = controller.listen_for_signals()?;
+//! // `layer` wraps any tower service (an axum Router, a hyper service ...).
+//! let layer = DrainLayer::new(controller.drain());
+//! # let _ = layer;
+//! # Ok(()) }
+//! ```
+//!
+//! The timeline, with the defaults for a 30 s grace period:
+//!
+//! | phase | `/readyz` | `/livez` | plain HTTP | new upgrade | live sessions |
+//! |---|---|---|---|---|---|
+//! | Serving | 200 | 200 | normal | accepted | normal |
+//! | Draining (first SIGTERM) | 503 | 200 | `Connection: close` | accepted | normal |
+//! | Closing (+`drain_delay`, 5 s) | 503 | 200 | `Connection: close` | 503 + `Retry-After` | closed one by one over `close_window` (15 s) with `Close(1001, hint)` |
+//! | Closed (all gone, or deadline) | 503 | 200 | listener closes | — | stragglers dropped |
+
+mod body;
+mod controller;
+mod drain;
+mod layer;
+mod phase;
+pub mod policy;
+mod registry;
+mod report;
+pub mod schedule;
+mod signal;
+
+pub use body::DrainBody;
+pub use controller::DrainController;
+pub use drain::{Drain, DrainCause, SessionGuard, SessionOutcome, Status, TurnWatch};
+pub use layer::{DrainLayer, DrainService, ResponseFuture, is_upgrade_request};
+pub use phase::Phase;
+pub use policy::{DrainPolicy, DrainPolicyBuilder, PolicyError};
+pub use report::{DrainReport, ForcedBy};
+pub use signal::SignalListener;
+pub use wsdrain_protocol as protocol;

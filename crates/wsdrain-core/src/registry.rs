@@ -1,0 +1,234 @@
+//! The session registry: who is live, and each one's close signal.
+//!
+//! A session is anything that can be told "close now, with this hint" and that
+//! ends: a WebSocket today, an SSE stream later. Register and unregister are
+//! O(1) under one short lock; an idle session costs one slot and one small
+//! shared signal, and no timer or task.
+
+use std::{
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use futures_util::task::AtomicWaker;
+use wsdrain_protocol::CloseHint;
+
+/// One session's "your turn to close" signal, set once by the scheduler.
+#[derive(Debug, Default)]
+pub(crate) struct SessionSignal {
+    /// 0 while open; `hint_ms + 1` once the turn came.
+    turn: AtomicU64,
+    /// Woken for the session's own I/O (the socket).
+    socket: AtomicWaker,
+    /// Woken for the task that runs the session.
+    task: AtomicWaker,
+}
+
+/// Which waiter polls a [`SessionSignal`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Waiter {
+    Socket,
+    Task,
+}
+
+impl SessionSignal {
+    pub(crate) fn fire(&self, hint: CloseHint) {
+        let v = hint.retry_after_ms().saturating_add(1).max(1);
+        if self
+            .turn
+            .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.socket.wake();
+            self.task.wake();
+        }
+    }
+
+    pub(crate) fn turn(&self) -> Option<CloseHint> {
+        match self.turn.load(Ordering::Acquire) {
+            0 => None,
+            v => Some(CloseHint::from_millis(v - 1)),
+        }
+    }
+
+    pub(crate) fn poll_turn(&self, cx: &mut Context<'_>, who: Waiter) -> Poll<CloseHint> {
+        if let Some(h) = self.turn() {
+            return Poll::Ready(h);
+        }
+        match who {
+            Waiter::Socket => self.socket.register(cx.waker()),
+            Waiter::Task => self.task.register(cx.waker()),
+        }
+        match self.turn() {
+            Some(h) => Poll::Ready(h),
+            None => Poll::Pending,
+        }
+    }
+}
+
+enum Slot {
+    Live(Arc<SessionSignal>),
+    Free(usize),
+}
+
+struct Slots {
+    slots: Vec<Slot>,
+    free_head: usize,
+    live: usize,
+    /// Set when Closing began: later registrations are closed at once.
+    closing: bool,
+    /// Set at the forced end: later ends are not counted as outcomes.
+    forced: bool,
+}
+
+const NONE: usize = usize::MAX;
+
+/// What registering a session found.
+pub(crate) struct Registered {
+    pub(crate) key: usize,
+    pub(crate) signal: Arc<SessionSignal>,
+    /// Closing had already begun: the caller fires the signal at once.
+    pub(crate) late: bool,
+}
+
+/// The live sessions.
+pub(crate) struct Registry {
+    inner: Mutex<Slots>,
+    live: AtomicUsize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            inner: Mutex::new(Slots {
+                slots: Vec::new(),
+                free_head: NONE,
+                live: 0,
+                closing: false,
+                forced: false,
+            }),
+            live: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // A panic while holding this lock leaves the slots consistent (every
+        // mutation is a single assignment), so poisoning is not an error here.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn register(&self) -> Registered {
+        let signal = Arc::new(SessionSignal::default());
+        let mut s = self.lock();
+        let key = if s.free_head != NONE {
+            let key = s.free_head;
+            s.free_head = match s.slots[key] {
+                Slot::Free(next) => next,
+                Slot::Live(_) => NONE,
+            };
+            s.slots[key] = Slot::Live(signal.clone());
+            key
+        } else {
+            s.slots.push(Slot::Live(signal.clone()));
+            s.slots.len() - 1
+        };
+        s.live += 1;
+        self.live.store(s.live, Ordering::Release);
+        Registered {
+            key,
+            signal,
+            late: s.closing,
+        }
+    }
+
+    /// Removes `key`; returns (live sessions left, whether the forced end came).
+    pub(crate) fn unregister(&self, key: usize) -> (usize, bool) {
+        let mut s = self.lock();
+        let head = s.free_head;
+        if let Some(slot @ Slot::Live(_)) = s.slots.get_mut(key) {
+            *slot = Slot::Free(head);
+            s.free_head = key;
+            s.live -= 1;
+        }
+        self.live.store(s.live, Ordering::Release);
+        (s.live, s.forced)
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Marks Closing and returns every live session's signal. Registrations
+    /// after this see `late == true`, under the same lock, so none escapes.
+    pub(crate) fn begin_closing(&self) -> Vec<Arc<SessionSignal>> {
+        let mut s = self.lock();
+        s.closing = true;
+        s.slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Live(sig) => Some(sig.clone()),
+                Slot::Free(_) => None,
+            })
+            .collect()
+    }
+
+    /// Marks the forced end; returns the sessions still live at that instant.
+    pub(crate) fn force(&self) -> usize {
+        let mut s = self.lock();
+        s.closing = true;
+        s.forced = true;
+        s.live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_reused_and_counted() {
+        let r = Registry::default();
+        let a = r.register();
+        let b = r.register();
+        assert_eq!(r.live(), 2);
+        assert_eq!(r.unregister(a.key), (1, false));
+        let c = r.register();
+        assert_eq!(c.key, a.key, "freed slot is reused");
+        assert_eq!(r.live(), 2);
+        r.unregister(b.key);
+        r.unregister(c.key);
+        assert_eq!(r.live(), 0);
+        // Unregistering twice is harmless.
+        assert_eq!(r.unregister(c.key), (0, false));
+    }
+
+    #[test]
+    fn closing_snapshot_and_late_registrations() {
+        let r = Registry::default();
+        let a = r.register();
+        let _b = r.register();
+        r.unregister(a.key);
+        let snap = r.begin_closing();
+        assert_eq!(snap.len(), 1);
+        assert!(r.register().late);
+        assert_eq!(r.force(), 2);
+        assert!(r.unregister(0).1);
+    }
+
+    #[test]
+    fn signal_fires_once_with_its_hint() {
+        let s = SessionSignal::default();
+        assert_eq!(s.turn(), None);
+        s.fire(CloseHint::from_millis(0));
+        s.fire(CloseHint::from_millis(7));
+        assert_eq!(s.turn(), Some(CloseHint::from_millis(0)));
+        let t = SessionSignal::default();
+        t.fire(CloseHint::from_millis(u64::MAX));
+        assert_eq!(t.turn(), Some(CloseHint::from_millis(u64::MAX - 1)));
+    }
+}

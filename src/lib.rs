@@ -1,0 +1,1 @@
+//! wsdrain: WebSocket sessions that survive rolling deployments.
