@@ -1,1 +1,20 @@
-//! wsdrain: WebSocket sessions that survive rolling deployments.
+#![doc = include_str!("../README.md")]
+
+pub use wsdrain_core::{
+    Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy, DrainPolicyBuilder,
+    DrainReport, DrainService, ForcedBy, Phase, PolicyError, ResponseFuture, SessionGuard,
+    SessionOutcome, SignalListener, Status, TurnWatch, is_upgrade_request, policy, schedule,
+};
+pub use wsdrain_protocol as protocol;
+pub use wsdrain_protocol::CloseHint;
+
+/// axum integration: [`GracefulUpgrade`](axum::GracefulUpgrade),
+/// [`GracefulSocket`](axum::GracefulSocket), [`serve`](axum::serve).
+#[cfg(feature = "axum")]
+pub use wsdrain_axum as axum;
+#[cfg(feature = "axum")]
+pub use wsdrain_axum::{GracefulSocket, GracefulUpgrade, serve};
+
+/// The reconnecting client that honours close hints.
+#[cfg(feature = "client")]
+pub use wsdrain_client as client;

@@ -1,1 +1,22 @@
-//! placeholder
+//! axum integration of wsdrain.
+//!
+//! * [`GracefulUpgrade`]: the extractor, a drop-in for axum's `WebSocketUpgrade`;
+//! * [`GracefulSocket`]: the socket it hands to your handler, which closes
+//!   itself with `Close(1001, "going away; retry-after-ms=N")` when the drain
+//!   gives it its turn;
+//! * [`serve`]: `axum::serve` joined with the drain, the listener open until
+//!   the drain ends.
+//!
+//! Unlike `axum::serve(..).with_graceful_shutdown(..)` alone, which stops
+//! watching a connection the moment it is upgraded (so every client sees
+//! 1006), sessions here are registered, closed one by one with a hint, and
+//! waited for, with a forced end that always comes.
+
+mod serve;
+mod session;
+mod socket;
+mod upgrade;
+
+pub use serve::serve;
+pub use socket::{Error, GracefulSocket};
+pub use upgrade::{GracefulUpgrade, GracefulUpgradeRejection};

@@ -117,7 +117,9 @@ impl DrainController {
         let shared = &self.shared;
         let mut trigger = shared.trigger.subscribe();
         let _ = trigger.wait_for(|t| *t >= Trigger::Begin).await;
-        let (began, _) = shared.began().unwrap_or((Instant::now(), DrainCause::Manual));
+        let (began, _) = shared
+            .began()
+            .unwrap_or((Instant::now(), DrainCause::Manual));
         let deadline = began + shared.policy.deadline();
         let forced = async {
             let _ = trigger.wait_for(|t| *t >= Trigger::Force).await;
@@ -239,7 +241,11 @@ mod tests {
         assert_eq!(drain.phase(), Phase::Serving);
         let t0 = Instant::now();
         c.begin();
-        assert_eq!(drain.phase(), Phase::Draining, "readiness flips synchronously");
+        assert_eq!(
+            drain.phase(),
+            Phase::Draining,
+            "readiness flips synchronously"
+        );
         drain.closing().await;
         assert_eq!(Instant::now() - t0, Duration::from_secs(5));
         let hint = watch.turned().await;
@@ -286,7 +292,11 @@ mod tests {
             tokio::time::sleep(after).await;
             c.force();
             let report = run.await.unwrap();
-            assert_eq!(Instant::now() - t0, after, "no wait after the second trigger");
+            assert_eq!(
+                Instant::now() - t0,
+                after,
+                "no wait after the second trigger"
+            );
             assert_eq!(report.forced_by, Some(ForcedBy::SecondTrigger));
             assert_eq!(report.forced, 1);
             assert_eq!(drain.phase(), Phase::Closed);
@@ -306,7 +316,10 @@ mod tests {
             _ = drain.closing() => {}
         }
         let late = drain.register_session();
-        assert!(late.turn().is_some(), "registered during Closing: turn at once");
+        assert!(
+            late.turn().is_some(),
+            "registered during Closing: turn at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -317,7 +330,11 @@ mod tests {
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(2)).await;
         let report = c.run().await;
-        assert_eq!(Instant::now() - t0, Duration::from_secs(5), "delay counts from the trigger");
+        assert_eq!(
+            Instant::now() - t0,
+            Duration::from_secs(5),
+            "delay counts from the trigger"
+        );
         assert!(report.is_clean());
         assert_eq!(report.cause, DrainCause::Manual);
     }

@@ -131,7 +131,10 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
         .get_all(header::UPGRADE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+        .any(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+        })
 }
 
 fn health(drain: &Drain, ready_check: bool) -> (Parts, Bytes) {
@@ -157,7 +160,9 @@ fn refusal(drain: &Drain) -> (Parts, Bytes) {
     let secs = drain.policy().draw_hint().retry_after_header_secs();
     let (mut parts, ()) = Response::new(()).into_parts();
     parts.status = StatusCode::SERVICE_UNAVAILABLE;
-    parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    parts
+        .headers
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     parts
         .headers
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -129,7 +129,9 @@ impl DrainPolicy {
     /// A value that does not parse, or a policy that does not validate (see
     /// [`DrainPolicyBuilder::build`]); the error names the variable and value.
     pub fn from_env() -> Result<Self, PolicyError> {
-        Self::builder().env(|name| std::env::var(name).ok())?.build()
+        Self::builder()
+            .env(|name| std::env::var(name).ok())?
+            .build()
     }
 
     /// Time from the first signal to the first close.
@@ -322,10 +324,13 @@ impl DrainPolicyBuilder {
             self.retry_after_max = Some(d);
         }
         if let Some(v) = get(ENV_CLOSE_CODE) {
-            let code = v.trim().parse::<u16>().map_err(|_| PolicyError::InvalidNumber {
-                setting: ENV_CLOSE_CODE,
-                value: v.clone(),
-            })?;
+            let code = v
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| PolicyError::InvalidNumber {
+                    setting: ENV_CLOSE_CODE,
+                    value: v.clone(),
+                })?;
             self.close_code = Some(code);
         }
         if self.kubernetes.is_none() {
@@ -544,7 +549,18 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration(" 1h "), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        for bad in ["", "5", "abc", "-1s", "5 parsecs", "1e3s", ".5s", "5.s", "s", "1.2.3s"] {
+        for bad in [
+            "",
+            "5",
+            "abc",
+            "-1s",
+            "5 parsecs",
+            "1e3s",
+            ".5s",
+            "5.s",
+            "s",
+            "1.2.3s",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
         assert_eq!(parse_duration("99999999999999999999999h"), None);
@@ -630,17 +646,20 @@ mod tests {
 
     #[test]
     fn retry_range_and_zeroes() {
-        let err = from_vars(&[
-            (ENV_RETRY_AFTER_MIN, "6s"),
-            (ENV_RETRY_AFTER_MAX, "5s"),
-        ])
-        .unwrap_err();
+        let err =
+            from_vars(&[(ENV_RETRY_AFTER_MIN, "6s"), (ENV_RETRY_AFTER_MAX, "5s")]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains(ENV_RETRY_AFTER_MIN) && msg.contains("6s"), "{msg}");
+        assert!(
+            msg.contains(ENV_RETRY_AFTER_MIN) && msg.contains("6s"),
+            "{msg}"
+        );
         let err = from_vars(&[(ENV_CLOSE_TIMEOUT, "0")]).unwrap_err();
         assert_eq!(err, PolicyError::ZeroCloseTimeout);
         assert!(err.to_string().contains(ENV_CLOSE_TIMEOUT));
-        let err = DrainPolicy::builder().min_close_rate(0).build().unwrap_err();
+        let err = DrainPolicy::builder()
+            .min_close_rate(0)
+            .build()
+            .unwrap_err();
         assert_eq!(err, PolicyError::ZeroCloseRate);
     }
 
@@ -668,7 +687,11 @@ mod tests {
         let hints: Vec<u64> = (0..500).map(|_| p.draw_hint().retry_after_ms()).collect();
         assert!(hints.iter().all(|h| (100..=900).contains(h)));
         let distinct: std::collections::HashSet<_> = hints.iter().collect();
-        assert!(distinct.len() > 100, "hints barely vary: {}", distinct.len());
+        assert!(
+            distinct.len() > 100,
+            "hints barely vary: {}",
+            distinct.len()
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ impl CloseSchedule {
 /// drawn from the policy. Returns when every turn was given.
 pub(crate) async fn run(mut sessions: Vec<Arc<SessionSignal>>, policy: &DrainPolicy) {
     fastrand::shuffle(&mut sessions);
-    let schedule = CloseSchedule::new(Instant::now(), policy.close_span(sessions.len()), sessions.len());
+    let schedule = CloseSchedule::new(
+        Instant::now(),
+        policy.close_span(sessions.len()),
+        sessions.len(),
+    );
     let mut next = 0;
     while next < sessions.len() {
         sleep_until(schedule.moment(next)).await;
@@ -75,7 +79,10 @@ mod tests {
         let s = CloseSchedule::new(start, Duration::from_secs(10), 4);
         let m: Vec<_> = (0..4).map(|i| s.moment(i) - start).collect();
         assert_eq!(m, [0, 2500, 5000, 7500].map(Duration::from_millis));
-        assert_eq!(CloseSchedule::new(start, Duration::from_secs(10), 1).moment(0), start);
+        assert_eq!(
+            CloseSchedule::new(start, Duration::from_secs(10), 1).moment(0),
+            start
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -85,7 +92,9 @@ mod tests {
             .min_close_rate(1)
             .build()
             .expect("policy");
-        let sessions: Vec<_> = (0..500).map(|_| Arc::new(SessionSignal::default())).collect();
+        let sessions: Vec<_> = (0..500)
+            .map(|_| Arc::new(SessionSignal::default()))
+            .collect();
         let start = Instant::now();
         let task = tokio::spawn({
             let sessions = sessions.clone();
@@ -109,7 +118,10 @@ mod tests {
         assert!(Instant::now() - start >= Duration::from_secs(5));
         let mean = 500.0 / 50.0;
         let peak = *per_bucket.iter().max().expect("buckets") as f64;
-        assert!(peak <= 1.2 * mean, "peak {peak} vs mean {mean}: {per_bucket:?}");
+        assert!(
+            peak <= 1.2 * mean,
+            "peak {peak} vs mean {mean}: {per_bucket:?}"
+        );
         let hints: std::collections::HashSet<_> =
             sessions.iter().filter_map(|s| s.turn()).collect();
         assert!(hints.len() > 50, "hints vary");

@@ -1,0 +1,148 @@
+//! The verification server: a WebSocket echo on `GracefulSocket`, with
+//! `/readyz` and `/livez`, drained on SIGTERM/SIGINT.
+//!
+//! Run with
+//!
+//! ```sh
+//! cargo run --example echo -- --listen 127.0.0.1:3000
+//! ```
+//!
+//! The policy comes from `WSDRAIN_*` variables (e.g. `WSDRAIN_DRAIN_DELAY=1s`).
+//! It prints `listening on <addr>`, and the drain report on exit (code 0). A
+//! bad setting prints one line naming it and exits with code 2.
+//!
+//! Flags: `--listen ADDR` (default `127.0.0.1:3000`), `--read-buffer BYTES`
+//! (tungstenite's read buffer per session, default 128 KiB).
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use axum::{Router, extract::ws::Message, response::Response, routing::get};
+use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, GracefulUpgrade};
+
+struct Args {
+    listen: SocketAddr,
+    read_buffer: Option<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        read_buffer: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match flag.as_str() {
+            "--listen" => {
+                let v = value("--listen")?;
+                args.listen = v
+                    .parse()
+                    .map_err(|_| format!("--listen: bad address {v:?}"))?;
+            }
+            "--read-buffer" => {
+                let v = value("--read-buffer")?;
+                args.read_buffer = Some(
+                    v.parse()
+                        .map_err(|_| format!("--read-buffer: bad size {v:?}"))?,
+                );
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: echo [--listen ADDR] [--read-buffer BYTES]   (policy from WSDRAIN_*)"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+async fn echo(mut socket: GracefulSocket) {
+    while let Some(msg) = socket.recv().await {
+        match msg {
+            Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
+                if socket.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let policy = match DrainPolicy::from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("echo: bad configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Signals first: a SIGTERM during start-up is kept, not lost.
+    let controller = DrainController::new(policy);
+    let _signals = match controller.listen_for_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("echo: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("echo: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let read_buffer = args.read_buffer;
+        let app = Router::new()
+            .route(
+                "/ws",
+                get(move |upgrade: GracefulUpgrade| async move {
+                    let upgrade = match read_buffer {
+                        Some(n) => upgrade.read_buffer_size(n),
+                        None => upgrade,
+                    };
+                    let response: Response = upgrade.on_upgrade(echo);
+                    response
+                }),
+            )
+            .layer(DrainLayer::new(controller.drain()));
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("echo: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener.local_addr().unwrap_or(args.listen);
+        println!("listening on {addr}");
+        match wsdrain::serve(listener, app, &controller).await {
+            Ok(report) => {
+                println!("drained: {report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("echo: server error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
