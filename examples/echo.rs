@@ -12,7 +12,10 @@
 //! bad setting prints one line naming it and exits with code 2.
 //!
 //! Flags: `--listen ADDR` (default `127.0.0.1:3000`), `--read-buffer BYTES`
-//! (tungstenite's read buffer per session, default 128 KiB).
+//! (tungstenite's read buffer per session, default 128 KiB), `--plain`: the
+//! baseline, what axum gives today (axum's own `WebSocketUpgrade` and
+//! `axum::serve(..).with_graceful_shutdown(SIGTERM)`, no wsdrain; `/readyz`
+//! is always 200), for side-by-side comparisons.
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -22,12 +25,14 @@ use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, Graceful
 struct Args {
     listen: SocketAddr,
     read_buffer: Option<usize>,
+    plain: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
         read_buffer: None,
+        plain: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +77,58 @@ async fn echo(mut socket: GracefulSocket) {
     }
 }
 
+/// The baseline: plain axum, as users write it today.
+async fn plain(args: Args) -> ExitCode {
+    use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+    async fn echo(mut socket: WebSocket) {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Text(_) | Message::Binary(_)) && socket.send(msg).await.is_err() {
+                break;
+            }
+        }
+    }
+    let read_buffer = args.read_buffer;
+    let app = Router::new()
+        .route(
+            "/ws",
+            get(move |upgrade: WebSocketUpgrade| async move {
+                let upgrade = match read_buffer {
+                    Some(n) => upgrade.read_buffer_size(n),
+                    None => upgrade,
+                };
+                upgrade.on_upgrade(echo)
+            }),
+        )
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }));
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("echo: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", listener.local_addr().unwrap_or(args.listen));
+    let shutdown = async {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+    };
+    match axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        Ok(()) => {
+            println!("plain: serve returned");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("echo: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -87,6 +144,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.plain {
+        return match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(plain(args)),
+            Err(e) => {
+                eprintln!("echo: cannot start the runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let policy = match DrainPolicy::from_env() {
         Ok(p) => p,
         Err(e) => {
