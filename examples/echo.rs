@@ -82,7 +82,9 @@ async fn plain(args: Args) -> ExitCode {
     use axum::extract::ws::{WebSocket, WebSocketUpgrade};
     async fn echo(mut socket: WebSocket) {
         while let Some(Ok(msg)) = socket.recv().await {
-            if matches!(msg, Message::Text(_) | Message::Binary(_)) && socket.send(msg).await.is_err() {
+            if matches!(msg, Message::Text(_) | Message::Binary(_))
+                && socket.send(msg).await.is_err()
+            {
                 break;
             }
         }
@@ -108,16 +110,24 @@ async fn plain(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on {}", listener.local_addr().unwrap_or(args.listen));
+    println!(
+        "listening on {}",
+        listener.local_addr().unwrap_or(args.listen)
+    );
     let shutdown = async {
-        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
         }
     };
-    match axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    match axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         Ok(()) => {
             println!("plain: serve returned");
             ExitCode::SUCCESS
