@@ -2,7 +2,7 @@
 
 pub use wsdrain_core::{
     Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy, DrainPolicyBuilder,
-    DrainReport, DrainService, ForcedBy, Phase, PolicyError, ResponseFuture, SessionGuard,
+    DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError, ResponseFuture, SessionGuard,
     SessionOutcome, SignalListener, Status, TurnWatch, is_upgrade_request, policy, schedule,
 };
 pub use wsdrain_protocol as protocol;

@@ -116,10 +116,21 @@ async fn a_session_upgraded_during_closing_is_closed_at_once() {
         "/late",
         get({
             let arrived = arrived.clone();
-            move |u: GracefulUpgrade| async move {
+            move |req: axum::extract::Request| async move {
                 arrived.notify_one();
-                // Completes the upgrade only once Closing began.
-                u.drain().closing().await;
+                let drain = req.extensions().get::<wsdrain::Drain>().unwrap().clone();
+                // The request passed the layer before Closing; the extractor
+                // (which registers the session) runs only once Closing began.
+                drain.closing().await;
+                let (mut parts, _) = req.into_parts();
+                let u =
+                    <GracefulUpgrade as axum::extract::FromRequestParts<()>>::from_request_parts(
+                        &mut parts,
+                        &(),
+                    )
+                    .await
+                    .unwrap();
+                assert!(u.drain().phase() >= Phase::Closing);
                 u.on_upgrade(common::echo)
             }
         }),
@@ -349,6 +360,30 @@ async fn the_reason_never_exceeds_123_bytes() {
         other => panic!("{other:?}"),
     }
     s.report().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_past_max_sessions_get_503_with_retry_after() {
+    let policy = quick_policy().max_sessions(3).build().unwrap();
+    let s = InProc::start(policy, echo_router()).await;
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        kept.push(ws_connect(s.addr).await);
+    }
+    let refused = common::http(s.addr, "/ws", common::UPGRADE).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.header("connection"), Some("close"));
+    assert_eq!(s.drain.sessions(), 3);
+    drop(kept.pop());
+    common::eventually("a slot frees", Duration::from_secs(5), || {
+        s.drain.sessions() == 2
+    })
+    .await;
+    kept.push(ws_connect(s.addr).await);
+    s.controller.begin();
+    let report = s.report().await;
+    assert_eq!(report.refused_upgrades, 1, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,11 +12,13 @@
 //! 1006), sessions here are registered, closed one by one with a hint, and
 //! waited for, with a forced end that always comes.
 
+pub mod admin;
 mod serve;
 mod session;
 mod socket;
 mod upgrade;
 
+pub use admin::AdminConfig;
 pub use serve::serve;
 pub use socket::{Error, GracefulSocket};
 pub use upgrade::{GracefulUpgrade, GracefulUpgradeRejection};

@@ -96,6 +96,7 @@ impl Core {
     fn begin_close(&mut self, hint: CloseHint, timeout: Duration) {
         self.state = State::SendClose(hint);
         self.timer = Some(Box::pin(sleep(timeout)));
+        self.session.mark_close_sent();
         tracing::debug!(target: "wsdrain", hint_ms = hint.retry_after_ms(), "session closing");
     }
 

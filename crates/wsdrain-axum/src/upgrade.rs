@@ -11,10 +11,10 @@ use axum::{
             rejection::WebSocketUpgradeRejection,
         },
     },
-    http::{HeaderValue, StatusCode, request::Parts},
+    http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use wsdrain_core::Drain;
+use wsdrain_core::{Drain, SessionGuard};
 
 use crate::{session, socket::GracefulSocket};
 
@@ -24,6 +24,11 @@ use crate::{session, socket::GracefulSocket};
 /// It needs [`DrainLayer`](wsdrain_core::DrainLayer) on the router, which puts
 /// the [`Drain`] observer into the request; without it the request is
 /// rejected with a 500 that says so.
+///
+/// The session is registered when the extractor runs, before the `101` goes
+/// out, so a drain cannot miss it; with
+/// [`DrainPolicy::max_sessions`](wsdrain_core::DrainPolicy::max_sessions)
+/// reached, the upgrade is refused with 503 + `Retry-After`.
 ///
 /// # Example
 ///
@@ -50,14 +55,14 @@ use crate::{session, socket::GracefulSocket};
 #[must_use]
 pub struct GracefulUpgrade<F = DefaultOnFailedUpgrade> {
     inner: WebSocketUpgrade<F>,
-    drain: Drain,
+    session: SessionGuard,
 }
 
 impl<F> std::fmt::Debug for GracefulUpgrade<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GracefulUpgrade")
             .field("inner", &self.inner)
-            .field("drain", &self.drain)
+            .field("session", &self.session)
             .finish()
     }
 }
@@ -112,28 +117,28 @@ impl<F> GracefulUpgrade<F> {
     pub fn on_failed_upgrade<C: OnFailedUpgrade>(self, callback: C) -> GracefulUpgrade<C> {
         GracefulUpgrade {
             inner: self.inner.on_failed_upgrade(callback),
-            drain: self.drain,
+            session: self.session,
         }
     }
 
     /// The drain the socket will belong to.
     pub fn drain(&self) -> &Drain {
-        &self.drain
+        self.session.drain()
     }
 
     fn map(self, f: impl FnOnce(WebSocketUpgrade<F>) -> WebSocketUpgrade<F>) -> Self {
         GracefulUpgrade {
             inner: f(self.inner),
-            drain: self.drain,
+            session: self.session,
         }
     }
 
     /// Completes the upgrade and runs `callback` on the [`GracefulSocket`].
     ///
-    /// The session is registered now, before the `101` goes out, so a drain
-    /// cannot miss it; it is released when the callback's task ends (a panic
-    /// included). The callback is bounded by the drain: it is dropped at the
-    /// forced end, or `close_timeout` after its turn if it ignores the socket.
+    /// The session (registered by the extractor) is released when the
+    /// callback's task ends, a panic included, or here if the upgrade fails.
+    /// The callback is bounded by the drain: it is dropped at the forced end,
+    /// or `close_timeout` after its turn if it ignores the socket.
     #[must_use = "to set up the WebSocket connection, this response must be returned"]
     pub fn on_upgrade<C, Fut>(self, callback: C) -> Response
     where
@@ -141,7 +146,7 @@ impl<F> GracefulUpgrade<F> {
         Fut: Future<Output = ()> + Send + 'static,
         F: OnFailedUpgrade,
     {
-        let session = self.drain.register_session();
+        let session = self.session;
         self.inner
             .on_upgrade(move |ws| session::run(ws, session, callback))
     }
@@ -161,7 +166,14 @@ where
         let inner = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(GracefulUpgradeRejection::Upgrade)?;
-        Ok(GracefulUpgrade { inner, drain })
+        let Some(session) = drain.try_register_session() else {
+            tracing::debug!(target: "wsdrain", "upgrade refused: max_sessions reached");
+            let retry = drain.policy().draw_hint().retry_after_header_secs();
+            return Err(GracefulUpgradeRejection::TooManySessions {
+                retry_after_secs: retry,
+            });
+        };
+        Ok(GracefulUpgrade { inner, session })
     }
 }
 
@@ -174,6 +186,12 @@ pub enum GracefulUpgradeRejection {
     MissingDrainLayer,
     /// Not a valid upgrade request (axum's own rejection).
     Upgrade(WebSocketUpgradeRejection),
+    /// [`DrainPolicy::max_sessions`](wsdrain_core::DrainPolicy::max_sessions)
+    /// sessions are live: 503 + `Retry-After` + `Connection: close`.
+    TooManySessions {
+        /// The `Retry-After` advice, in seconds.
+        retry_after_secs: u64,
+    },
 }
 
 impl std::fmt::Display for GracefulUpgradeRejection {
@@ -184,6 +202,10 @@ impl std::fmt::Display for GracefulUpgradeRejection {
                  add `.layer(DrainLayer::new(controller.drain()))`",
             ),
             GracefulUpgradeRejection::Upgrade(r) => write!(f, "{r}"),
+            GracefulUpgradeRejection::TooManySessions { retry_after_secs } => write!(
+                f,
+                "server is at its session limit; retry in {retry_after_secs} s"
+            ),
         }
     }
 }
@@ -197,6 +219,15 @@ impl IntoResponse for GracefulUpgradeRejection {
                 (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
             }
             GracefulUpgradeRejection::Upgrade(r) => r.into_response(),
+            GracefulUpgradeRejection::TooManySessions { retry_after_secs } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::RETRY_AFTER, HeaderValue::from(retry_after_secs)),
+                    (header::CONNECTION, HeaderValue::from_static("close")),
+                ],
+                format!("{self}\n"),
+            )
+                .into_response(),
         }
     }
 }

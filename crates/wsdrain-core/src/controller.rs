@@ -94,6 +94,15 @@ impl DrainController {
         self.shared.force(DrainCause::Manual);
     }
 
+    /// A second, explicit trigger that can only begin the drain, for an
+    /// endpoint or task that must start it while [`run`](Self::run) is
+    /// awaited elsewhere (e.g. the opt-in admin endpoint of `wsdrain-axum`).
+    pub fn trigger(&self) -> DrainTrigger {
+        DrainTrigger {
+            shared: self.shared.clone(),
+        }
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -207,6 +216,33 @@ impl DrainController {
             draining_for: closing_at.saturating_duration_since(began),
             closing_for: now.saturating_duration_since(closing_at),
             total: now.saturating_duration_since(began),
+        }
+    }
+}
+
+/// Begins a drain; handed out by [`DrainController::trigger`]. Not `Clone`:
+/// whoever holds one was given the capability on purpose.
+pub struct DrainTrigger {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for DrainTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DrainTrigger").finish_non_exhaustive()
+    }
+}
+
+impl DrainTrigger {
+    /// Starts the drain (as [`DrainController::begin`]); returns false if it
+    /// had already begun.
+    pub fn begin(&self) -> bool {
+        self.shared.begin(DrainCause::Manual)
+    }
+
+    /// An observer of the same drain.
+    pub fn drain(&self) -> Drain {
+        Drain {
+            shared: self.shared.clone(),
         }
     }
 }

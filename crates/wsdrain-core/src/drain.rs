@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use wsdrain_protocol::CloseHint;
 
 use crate::{
-    Phase,
+    Phase, metrics,
     policy::DrainPolicy,
     registry::{Registry, SessionSignal, Waiter},
 };
@@ -124,6 +124,7 @@ impl Shared {
         let old = Phase::from_u8(self.phase.fetch_max(phase as u8, Ordering::AcqRel));
         if phase > old {
             self.phase_tx.send_replace(phase);
+            metrics::phase(phase);
             tracing::info!(target: "wsdrain", phase = phase.as_str(), sessions = self.registry.live(), "drain phase");
         }
     }
@@ -287,24 +288,46 @@ impl Drain {
     /// Registers a session. Keep the guard for as long as the session lives
     /// (move it into the task that runs it, so a panic still releases it).
     ///
-    /// A session registered after Closing began gets its turn at once.
+    /// A session registered after Closing began gets its turn at once. This
+    /// ignores [`DrainPolicy::max_sessions`]; see
+    /// [`try_register_session`](Self::try_register_session).
     pub fn register_session(&self) -> SessionGuard {
-        let reg = self.shared.registry.register();
+        self.register(None)
+            .unwrap_or_else(|| unreachable!("no limit given"))
+    }
+
+    /// Registers a session unless [`DrainPolicy::max_sessions`] are live
+    /// already (then the caller refuses it, e.g. with 503 + `Retry-After`).
+    /// The check and the registration are one step, so concurrent upgrades
+    /// cannot overshoot the limit.
+    pub fn try_register_session(&self) -> Option<SessionGuard> {
+        let guard = self.register(self.shared.policy.max_sessions());
+        if guard.is_none() {
+            self.count_refused_upgrade("max_sessions");
+        }
+        guard
+    }
+
+    fn register(&self, limit: Option<usize>) -> Option<SessionGuard> {
+        let reg = self.shared.registry.register(limit)?;
+        metrics::sessions(self.shared.registry.live());
         if reg.late {
             reg.signal.fire(self.shared.policy.draw_hint());
             tracing::debug!(target: "wsdrain", key = reg.key, "late session closed at once");
         }
-        SessionGuard {
+        Some(SessionGuard {
             drain: self.clone(),
             key: reg.key,
             signal: reg.signal,
             outcome: SessionOutcome::Ended,
-        }
+            close_sent: None,
+        })
     }
 
-    /// Counts an upgrade refused because of the drain.
-    pub(crate) fn count_refused_upgrade(&self) {
+    /// Counts an upgrade refused with 503 (`reason`: `closing` or `max_sessions`).
+    pub(crate) fn count_refused_upgrade(&self, reason: &'static str) {
         self.shared.refused_upgrades.fetch_add(1, Ordering::Relaxed);
+        metrics::upgrade_refused(reason);
     }
 
     pub(crate) fn track_request(&self) -> RequestGuard {
@@ -337,6 +360,7 @@ pub struct SessionGuard {
     key: usize,
     signal: Arc<SessionSignal>,
     outcome: SessionOutcome,
+    close_sent: Option<Instant>,
 }
 
 impl fmt::Debug for SessionGuard {
@@ -382,14 +406,26 @@ impl SessionGuard {
     pub fn outcome(&self) -> SessionOutcome {
         self.outcome
     }
+
+    /// Notes that our Close is going out now, to time the closing handshake.
+    pub fn mark_close_sent(&mut self) {
+        self.close_sent.get_or_insert_with(Instant::now);
+    }
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         let shared = &self.drain.shared;
         let (live, forced) = shared.registry.unregister(self.key);
+        metrics::sessions(live);
         if !forced && shared.phase() >= Phase::Draining {
             shared.outcomes[self.outcome.index()].fetch_add(1, Ordering::Relaxed);
+            metrics::session_closed(self.outcome);
+        }
+        if let (Some(sent), SessionOutcome::Clean | SessionOutcome::TimedOut) =
+            (self.close_sent, self.outcome)
+        {
+            metrics::close_handshake(sent.elapsed());
         }
         tracing::debug!(target: "wsdrain", key = self.key, outcome = self.outcome.as_str(), live, "session ended");
         if live == 0 {

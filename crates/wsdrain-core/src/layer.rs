@@ -196,7 +196,7 @@ where
         } else if self.drain.phase() >= Phase::Closing {
             let upgrade = is_upgrade_request(&req);
             if upgrade {
-                self.drain.count_refused_upgrade();
+                self.drain.count_refused_upgrade("closing");
                 tracing::debug!(target: "wsdrain", "upgrade refused: closing");
             }
             (upgrade || self.config.refuse_requests_when_closing).then(|| refusal(&self.drain))

@@ -33,6 +33,7 @@ mod body;
 mod controller;
 mod drain;
 mod layer;
+pub mod metrics;
 mod phase;
 pub mod policy;
 mod registry;
@@ -41,7 +42,7 @@ pub mod schedule;
 mod signal;
 
 pub use body::DrainBody;
-pub use controller::DrainController;
+pub use controller::{DrainController, DrainTrigger};
 pub use drain::{Drain, DrainCause, SessionGuard, SessionOutcome, Status, TurnWatch};
 pub use layer::{DrainLayer, DrainService, ResponseFuture, is_upgrade_request};
 pub use phase::Phase;

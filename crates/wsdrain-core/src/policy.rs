@@ -23,6 +23,8 @@ pub const ENV_RETRY_AFTER_MIN: &str = "WSDRAIN_RETRY_AFTER_MIN";
 pub const ENV_RETRY_AFTER_MAX: &str = "WSDRAIN_RETRY_AFTER_MAX";
 /// Environment variable for [`DrainPolicyBuilder::close_code`] (a number, e.g. `1012`).
 pub const ENV_CLOSE_CODE: &str = "WSDRAIN_CLOSE_CODE";
+/// Environment variable for [`DrainPolicyBuilder::max_sessions`] (a number).
+pub const ENV_MAX_SESSIONS: &str = "WSDRAIN_MAX_SESSIONS";
 
 /// Set by Kubernetes in every pod; its absence means "a developer's machine".
 const KUBERNETES_SERVICE_HOST: &str = "KUBERNETES_SERVICE_HOST";
@@ -92,6 +94,7 @@ pub struct DrainPolicy {
     min_close_rate: u32,
     close_code: u16,
     close_text: String,
+    max_sessions: Option<usize>,
 }
 
 impl Default for DrainPolicy {
@@ -109,6 +112,7 @@ impl Default for DrainPolicy {
             min_close_rate: defaults::MIN_CLOSE_RATE,
             close_code: defaults::CLOSE_CODE,
             close_text: wsdrain_protocol::DEFAULT_TEXT.to_owned(),
+            max_sessions: None,
         }
     }
 }
@@ -178,6 +182,10 @@ impl DrainPolicy {
     pub fn close_text(&self) -> &str {
         &self.close_text
     }
+    /// Live sessions above which new upgrades are refused (none by default).
+    pub fn max_sessions(&self) -> Option<usize> {
+        self.max_sessions
+    }
 
     /// Time over which `sessions` closes are spread: the window, unless the
     /// minimum rate gets through them sooner.
@@ -221,6 +229,7 @@ pub struct DrainPolicyBuilder {
     min_close_rate: Option<u32>,
     close_code: Option<u16>,
     close_text: Option<String>,
+    max_sessions: Option<usize>,
     kubernetes: Option<bool>,
 }
 
@@ -274,6 +283,14 @@ impl DrainPolicyBuilder {
     /// Sanitised to ASCII and shortened so the reason fits in 123 bytes.
     pub fn close_text(mut self, text: impl Into<String>) -> Self {
         self.close_text = Some(text.into());
+        self
+    }
+    /// Refuse new upgrades (503 + `Retry-After`) while this many sessions are
+    /// live, so a pod is never pushed into file-descriptor exhaustion, for
+    /// example while it absorbs another pod's drain. Unlimited by default;
+    /// `0` is refused when building.
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = Some(max);
         self
     }
     /// Whether the process runs in Kubernetes, which picks the default drain
@@ -333,6 +350,16 @@ impl DrainPolicyBuilder {
                 })?;
             self.close_code = Some(code);
         }
+        if let Some(v) = get(ENV_MAX_SESSIONS) {
+            let max = v
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| PolicyError::InvalidNumber {
+                    setting: ENV_MAX_SESSIONS,
+                    value: v.clone(),
+                })?;
+            self.max_sessions = Some(max);
+        }
         if self.kubernetes.is_none() {
             self.kubernetes = Some(lookup(KUBERNETES_SERVICE_HOST).is_some());
         }
@@ -369,6 +396,7 @@ impl DrainPolicyBuilder {
             min_close_rate: self.min_close_rate.unwrap_or(base.min_close_rate),
             close_code: self.close_code.unwrap_or(base.close_code),
             close_text: self.close_text.unwrap_or(base.close_text),
+            max_sessions: self.max_sessions,
         };
         policy.validate()?;
         Ok(policy)
@@ -394,6 +422,12 @@ impl DrainPolicy {
         }
         if self.min_close_rate == 0 {
             return Err(PolicyError::ZeroCloseRate);
+        }
+        if self.max_sessions == Some(0) {
+            return Err(PolicyError::InvalidNumber {
+                setting: ENV_MAX_SESSIONS,
+                value: "0".into(),
+            });
         }
         let needed = self.drain_delay + self.close_window + self.close_timeout;
         if self.deadline_margin >= self.grace_period || needed > self.deadline() {
@@ -592,8 +626,10 @@ mod tests {
             ("WSDRAIN_RETRY_AFTER_MIN", "200ms"),
             ("WSDRAIN_RETRY_AFTER_MAX", "2s"),
             ("WSDRAIN_CLOSE_CODE", "1012"),
+            ("WSDRAIN_MAX_SESSIONS", "5000"),
         ])
         .unwrap();
+        assert_eq!(p.max_sessions(), Some(5000));
         assert_eq!(p.drain_delay(), Duration::from_secs(1));
         assert_eq!(p.close_window(), Duration::from_secs(3));
         assert_eq!(p.close_timeout(), Duration::from_millis(1500));
@@ -624,8 +660,12 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains(name) && msg.contains("soon"), "{msg}");
         }
-        let err = from_vars(&[(ENV_CLOSE_CODE, "going")]).unwrap_err();
-        assert!(err.to_string().contains(ENV_CLOSE_CODE), "{err}");
+        for name in [ENV_CLOSE_CODE, ENV_MAX_SESSIONS] {
+            let err = from_vars(&[(name, "going")]).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let err = from_vars(&[(ENV_MAX_SESSIONS, "0")]).unwrap_err();
+        assert!(err.to_string().contains(ENV_MAX_SESSIONS), "{err}");
     }
 
     #[test]

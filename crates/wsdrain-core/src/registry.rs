@@ -122,9 +122,13 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn register(&self) -> Registered {
+    /// Registers a session, unless `limit` sessions are live already.
+    pub(crate) fn register(&self, limit: Option<usize>) -> Option<Registered> {
         let signal = Arc::new(SessionSignal::default());
         let mut s = self.lock();
+        if limit.is_some_and(|max| s.live >= max) {
+            return None;
+        }
         let key = if s.free_head != NONE {
             let key = s.free_head;
             s.free_head = match s.slots[key] {
@@ -139,11 +143,11 @@ impl Registry {
         };
         s.live += 1;
         self.live.store(s.live, Ordering::Release);
-        Registered {
+        Some(Registered {
             key,
             signal,
             late: s.closing,
-        }
+        })
     }
 
     /// Removes `key`; returns (live sessions left, whether the forced end came).
@@ -193,11 +197,12 @@ mod tests {
     #[test]
     fn slots_are_reused_and_counted() {
         let r = Registry::default();
-        let a = r.register();
-        let b = r.register();
+        let a = r.register(None).unwrap();
+        let b = r.register(Some(2)).unwrap();
         assert_eq!(r.live(), 2);
+        assert!(r.register(Some(2)).is_none(), "limit reached");
         assert_eq!(r.unregister(a.key), (1, false));
-        let c = r.register();
+        let c = r.register(Some(2)).unwrap();
         assert_eq!(c.key, a.key, "freed slot is reused");
         assert_eq!(r.live(), 2);
         r.unregister(b.key);
@@ -210,12 +215,12 @@ mod tests {
     #[test]
     fn closing_snapshot_and_late_registrations() {
         let r = Registry::default();
-        let a = r.register();
-        let _b = r.register();
+        let a = r.register(None).unwrap();
+        let _b = r.register(None).unwrap();
         r.unregister(a.key);
         let snap = r.begin_closing();
         assert_eq!(snap.len(), 1);
-        assert!(r.register().late);
+        assert!(r.register(None).unwrap().late);
         assert_eq!(r.force(), 2);
         assert!(r.unregister(0).1);
     }

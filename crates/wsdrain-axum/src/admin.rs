@@ -1,0 +1,218 @@
+//! The opt-in admin endpoint: start a drain over HTTP (blue/green switches,
+//! maintenance), on its own listener, behind a bearer token.
+//!
+//! Off by default. [`AdminConfig::from_env`] enables it only when
+//! `WSDRAIN_ADMIN_TOKEN` is set; it listens on `WSDRAIN_ADMIN_LISTEN`
+//! (default `127.0.0.1:9901`), and refuses a non-loopback address unless
+//! `WSDRAIN_ADMIN_PUBLIC=1`. It is never part of the application's router.
+//!
+//! * `POST /drain` with `Authorization: Bearer <token>`: begins the drain,
+//!   `202` with the status body; `200` if it had begun already.
+//! * `GET /status` with the token: the readiness body.
+//! * Anything without the right token: `401`.
+
+use std::{fmt, io, net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use wsdrain_core::DrainTrigger;
+
+/// Enables the admin endpoint (`WSDRAIN_ADMIN_TOKEN`).
+pub const ENV_ADMIN_TOKEN: &str = "WSDRAIN_ADMIN_TOKEN";
+/// Where it listens (`WSDRAIN_ADMIN_LISTEN`, default `127.0.0.1:9901`).
+pub const ENV_ADMIN_LISTEN: &str = "WSDRAIN_ADMIN_LISTEN";
+/// Allows a non-loopback listen address (`WSDRAIN_ADMIN_PUBLIC=1`).
+pub const ENV_ADMIN_PUBLIC: &str = "WSDRAIN_ADMIN_PUBLIC";
+
+/// Settings of the admin endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// The listen address.
+    pub listen: SocketAddr,
+    token: String,
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why the admin endpoint's settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminConfigError {
+    /// `WSDRAIN_ADMIN_LISTEN` is not an address.
+    InvalidListen(String),
+    /// A non-loopback address without `WSDRAIN_ADMIN_PUBLIC=1`.
+    NotLoopback(SocketAddr),
+    /// A token shorter than 16 bytes.
+    WeakToken,
+}
+
+impl fmt::Display for AdminConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdminConfigError::InvalidListen(v) => {
+                write!(f, "{ENV_ADMIN_LISTEN}: invalid address {v:?}")
+            }
+            AdminConfigError::NotLoopback(a) => write!(
+                f,
+                "{ENV_ADMIN_LISTEN}: {a} is not a loopback address; set {ENV_ADMIN_PUBLIC}=1 to allow it"
+            ),
+            AdminConfigError::WeakToken => {
+                write!(f, "{ENV_ADMIN_TOKEN}: the token must be at least 16 bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AdminConfigError {}
+
+impl AdminConfig {
+    /// An endpoint on `listen` guarded by `token`.
+    ///
+    /// # Errors
+    ///
+    /// A token shorter than 16 bytes, or a non-loopback address without
+    /// `allow_public`.
+    pub fn new(
+        listen: SocketAddr,
+        token: impl Into<String>,
+        allow_public: bool,
+    ) -> Result<Self, AdminConfigError> {
+        let token = token.into();
+        if token.len() < 16 {
+            return Err(AdminConfigError::WeakToken);
+        }
+        if !allow_public && !listen.ip().is_loopback() {
+            return Err(AdminConfigError::NotLoopback(listen));
+        }
+        Ok(AdminConfig { listen, token })
+    }
+
+    /// Reads the `WSDRAIN_ADMIN_*` settings through `lookup`; `Ok(None)` when
+    /// `WSDRAIN_ADMIN_TOKEN` is unset (the endpoint is off).
+    ///
+    /// # Errors
+    ///
+    /// See [`AdminConfigError`]; each names its setting.
+    pub fn from_lookup<F>(lookup: F) -> Result<Option<Self>, AdminConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let Some(token) = lookup(ENV_ADMIN_TOKEN).filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let listen = match lookup(ENV_ADMIN_LISTEN).filter(|v| !v.trim().is_empty()) {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| AdminConfigError::InvalidListen(v.clone()))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 9901)),
+        };
+        let public = lookup(ENV_ADMIN_PUBLIC).is_some_and(|v| v.trim() == "1");
+        AdminConfig::new(listen, token, public).map(Some)
+    }
+
+    /// [`from_lookup`](Self::from_lookup) over the process environment.
+    ///
+    /// # Errors
+    ///
+    /// See [`AdminConfigError`].
+    pub fn from_env() -> Result<Option<Self>, AdminConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The router of the endpoint, to serve on its own listener.
+    pub fn router(&self, trigger: DrainTrigger) -> Router {
+        let state = Arc::new(AdminState {
+            trigger,
+            token: self.token.clone(),
+        });
+        Router::new()
+            .route("/drain", post(drain))
+            .route("/status", get(status))
+            .with_state(state)
+    }
+
+    /// Binds the listener and serves the endpoint until the process ends.
+    ///
+    /// # Errors
+    ///
+    /// If the address cannot be bound.
+    pub async fn serve(&self, trigger: DrainTrigger) -> io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.listen).await?;
+        tracing::info!(target: "wsdrain", listen = %self.listen, "admin endpoint enabled");
+        axum::serve(listener, self.router(trigger)).await
+    }
+}
+
+struct AdminState {
+    trigger: DrainTrigger,
+    token: String,
+}
+
+impl AdminState {
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(given) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        // Constant time in the token's content.
+        given.len() == self.token.len()
+            && given
+                .bytes()
+                .zip(self.token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required\n",
+    )
+        .into_response()
+}
+
+fn json(code: StatusCode, body: String) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn drain(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !state.authorized(&headers) {
+        tracing::warn!(target: "wsdrain", "admin drain refused: bad or missing token");
+        return unauthorized();
+    }
+    let first = state.trigger.begin();
+    if first {
+        tracing::info!(target: "wsdrain", "drain begins: admin endpoint");
+    }
+    let code = if first {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    json(code, state.trigger.drain().status().to_json())
+}
+
+async fn status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !state.authorized(&headers) {
+        return unauthorized();
+    }
+    json(StatusCode::OK, state.trigger.drain().status().to_json())
+}

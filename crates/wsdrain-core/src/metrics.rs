@@ -1,0 +1,61 @@
+//! Metrics through the `metrics` facade (feature `metrics`); no-ops without it.
+//!
+//! | name | kind | labels | meaning |
+//! |---|---|---|---|
+//! | `wsdrain_sessions` | gauge | | live sessions |
+//! | `wsdrain_phase` | gauge | | 0 serving, 1 draining, 2 closing, 3 closed |
+//! | `wsdrain_session_closes_total` | counter | `outcome` | sessions ended during a drain, by outcome (`clean`, `peer_closed`, `timed_out`, `ended`, `forced`) |
+//! | `wsdrain_close_handshake_seconds` | histogram | | our Close sent → the peer's Close (or the timeout) |
+//! | `wsdrain_upgrades_refused_total` | counter | `reason` | upgrades refused: `closing` or `max_sessions` |
+
+use std::time::Duration;
+
+use crate::{Phase, drain::SessionOutcome};
+
+/// Metric names, for dashboards and alerts.
+pub mod names {
+    /// Gauge of live sessions.
+    pub const SESSIONS: &str = "wsdrain_sessions";
+    /// Gauge of the phase: 0 serving, 1 draining, 2 closing, 3 closed.
+    pub const PHASE: &str = "wsdrain_phase";
+    /// Counter of sessions ended during a drain, label `outcome`.
+    pub const SESSION_CLOSES: &str = "wsdrain_session_closes_total";
+    /// Histogram of close-handshake seconds.
+    pub const CLOSE_HANDSHAKE: &str = "wsdrain_close_handshake_seconds";
+    /// Counter of refused upgrades, label `reason`.
+    pub const UPGRADES_REFUSED: &str = "wsdrain_upgrades_refused_total";
+}
+
+#[cfg(feature = "metrics")]
+mod imp {
+    use super::*;
+
+    pub(crate) fn sessions(live: usize) {
+        metrics::gauge!(names::SESSIONS).set(live as f64);
+    }
+    pub(crate) fn phase(phase: Phase) {
+        metrics::gauge!(names::PHASE).set(f64::from(phase as u8));
+    }
+    pub(crate) fn session_closed(outcome: SessionOutcome) {
+        metrics::counter!(names::SESSION_CLOSES, "outcome" => outcome.as_str()).increment(1);
+    }
+    pub(crate) fn close_handshake(took: Duration) {
+        metrics::histogram!(names::CLOSE_HANDSHAKE).record(took.as_secs_f64());
+    }
+    pub(crate) fn upgrade_refused(reason: &'static str) {
+        metrics::counter!(names::UPGRADES_REFUSED, "reason" => reason).increment(1);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+mod imp {
+    use super::*;
+
+    pub(crate) fn sessions(_: usize) {}
+    pub(crate) fn phase(_: Phase) {}
+    pub(crate) fn session_closed(_: SessionOutcome) {}
+    pub(crate) fn close_handshake(_: Duration) {}
+    pub(crate) fn upgrade_refused(_: &'static str) {}
+}
+
+pub(crate) use imp::*;
