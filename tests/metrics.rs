@@ -1,0 +1,61 @@
+//! The `metrics` feature: what a Prometheus scrape shows through a drain.
+#![cfg(feature = "metrics")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{InProc, echo_router, quick_policy, read_to_end, ws_connect};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+fn value(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .unwrap_or_else(|| panic!("{series} missing from:\n{scrape}"))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_phase_and_closes_are_exported() {
+    let handle = PrometheusBuilder::new().install_recorder().unwrap();
+    let policy = quick_policy().max_sessions(3).build().unwrap();
+    let s = InProc::start(policy, echo_router()).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(ws_connect(s.addr).await);
+    }
+    let refused = common::http(s.addr, "/ws", common::UPGRADE).await;
+    assert_eq!(refused.status, 503);
+    let scrape = handle.render();
+    assert_eq!(value(&scrape, "wsdrain_sessions"), 3.0);
+    assert_eq!(
+        value(
+            &scrape,
+            r#"wsdrain_upgrades_refused_total{reason="max_sessions"}"#
+        ),
+        1.0
+    );
+
+    let ends: Vec<_> = clients
+        .into_iter()
+        .map(|c| tokio::spawn(read_to_end(c)))
+        .collect();
+    s.controller.begin();
+    for e in ends {
+        e.await.unwrap();
+    }
+    let report = s.report().await;
+    assert_eq!(report.closed_clean, 3, "{report}");
+    let scrape = handle.render();
+    assert_eq!(value(&scrape, "wsdrain_sessions"), 0.0);
+    assert_eq!(value(&scrape, "wsdrain_phase"), 3.0);
+    assert_eq!(
+        value(&scrape, r#"wsdrain_session_closes_total{outcome="clean"}"#),
+        3.0
+    );
+    assert_eq!(value(&scrape, "wsdrain_close_handshake_seconds_count"), 3.0);
+}
