@@ -2,14 +2,15 @@
 
 pub use wsdrain_core::{
     Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy, DrainPolicyBuilder,
-    DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError, ResponseFuture, SessionGuard,
-    SessionOutcome, SignalListener, Status, TurnWatch, is_upgrade_request, policy, schedule,
+    DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError, ResponseFuture,
+    SessionGuard, SessionOutcome, SignalListener, Status, TurnWatch, is_upgrade_request, policy,
+    schedule,
 };
 pub use wsdrain_protocol as protocol;
 pub use wsdrain_protocol::CloseHint;
 
-/// axum integration: [`GracefulUpgrade`](axum::GracefulUpgrade),
-/// [`GracefulSocket`](axum::GracefulSocket), [`serve`](axum::serve).
+/// axum integration: `GracefulUpgrade`, `GracefulSocket`, `serve` and the
+/// admin endpoint.
 #[cfg(feature = "axum")]
 pub use wsdrain_axum as axum;
 #[cfg(feature = "axum")]

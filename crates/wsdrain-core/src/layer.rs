@@ -1,33 +1,4 @@
 //! [`DrainLayer`]: readiness and liveness endpoints, and the HTTP drain gate.
-//!
-//! * `/readyz`: 200 while Serving, 503 from the first instant of Draining;
-//!   body `{"phase":"draining","sessions":N}`.
-//! * `/livez`: 200 until the process exits, same body.
-//! * From Draining on, HTTP/1 responses carry `Connection: close`, so
-//!   keep-alive clients move to other pods.
-//! * From Closing on, a WebSocket upgrade gets `503`, `Retry-After`,
-//!   `Connection: close` (policy becomes a response, not an error); other
-//!   requests are served, or refused the same way if configured.
-//! * Every other request gets the [`Drain`] observer in its extensions and is
-//!   counted in flight until its response is ready.
-//!
-//! # Example
-//!
-//! ```
-//! use tower::ServiceBuilder;
-//! use wsdrain_core::{DrainController, DrainLayer, DrainPolicy};
-//!
-//! let controller = DrainController::new(DrainPolicy::default());
-//! let layer = DrainLayer::new(controller.drain())
-//!     .readiness_path("/health/ready")
-//!     .liveness_path("/health/live");
-//! let svc = ServiceBuilder::new().layer(layer).service(tower::service_fn(
-//!     |_req: http::Request<String>| async {
-//!         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
-//!     },
-//! ));
-//! # let _ = svc;
-//! ```
 
 use std::{
     future::Future,
@@ -55,7 +26,37 @@ struct Config {
     refuse_requests_when_closing: bool,
 }
 
-/// Applies [`DrainService`]; see the [module docs](self).
+/// Applies [`DrainService`]: readiness and liveness endpoints, and the HTTP
+/// drain gate.
+///
+/// * `/readyz`: 200 while Serving, 503 from the first instant of Draining;
+///   body `{"phase":"draining","sessions":N}`.
+/// * `/livez`: 200 until the process exits, same body.
+/// * From Draining on, HTTP/1 responses carry `Connection: close`, so
+///   keep-alive clients move to other pods.
+/// * From Closing on, a WebSocket upgrade gets `503`, `Retry-After`,
+///   `Connection: close` (policy becomes a response, not an error); other
+///   requests are served, or refused the same way if configured.
+/// * Every other request gets the [`Drain`] observer in its extensions and is
+///   counted in flight until its response is ready.
+///
+/// # Example
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use wsdrain_core::{DrainController, DrainLayer, DrainPolicy};
+///
+/// let controller = DrainController::new(DrainPolicy::default());
+/// let layer = DrainLayer::new(controller.drain())
+///     .readiness_path("/health/ready")
+///     .liveness_path("/health/live");
+/// let svc = ServiceBuilder::new().layer(layer).service(tower::service_fn(
+///     |_req: http::Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
+///     },
+/// ));
+/// # let _ = svc;
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a layer does nothing until applied to a service"]
 pub struct DrainLayer {
@@ -112,8 +113,8 @@ impl<S> Layer<S> for DrainLayer {
     }
 }
 
-/// Serves health endpoints and gates requests by the drain phase; see the
-/// [module docs](self).
+/// Serves health endpoints and gates requests by the drain phase; see
+/// [`DrainLayer`].
 #[derive(Debug, Clone)]
 pub struct DrainService<S> {
     inner: S,
