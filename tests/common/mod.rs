@@ -441,3 +441,74 @@ pub fn hint_ms(reason: &str) -> Option<u64> {
         .collect();
     digits.parse().ok()
 }
+
+/// How a [`RawWs::try_connect`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// An HTTP response other than 101, with its status.
+    Status(u16),
+    /// Connection refused or reset, or closed before a full response head.
+    Io(String),
+}
+
+impl RawWs {
+    /// Like [`RawWs::connect`], but reports a refused upgrade instead of panicking.
+    pub async fn try_connect(addr: SocketAddr, path: &str) -> Result<RawWs, Refused> {
+        let io = |e: std::io::Error| Refused::Io(e.to_string());
+        let mut stream = TcpStream::connect(addr).await.map_err(io)?;
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+        for (k, v) in UPGRADE {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        stream.write_all(req.as_bytes()).await.map_err(io)?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let head_end = loop {
+            let n = stream.read(&mut chunk).await.map_err(io)?;
+            if n == 0 {
+                return Err(Refused::Io("closed during handshake".into()));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if status != 101 {
+            return Err(Refused::Status(status));
+        }
+        Ok(RawWs {
+            stream,
+            buf: buf[head_end..].to_vec(),
+        })
+    }
+}
+
+impl InProc {
+    /// Like [`InProc::start`], on a given address (e.g. the one a drained
+    /// server just left, so that clients can come back to it).
+    pub async fn start_at(
+        addr: SocketAddr,
+        policy: wsdrain::DrainPolicy,
+        router: axum::Router,
+    ) -> InProc {
+        let controller = std::sync::Arc::new(wsdrain::DrainController::new(policy));
+        let drain = controller.drain();
+        let app = router.layer(wsdrain::DrainLayer::new(drain.clone()));
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let c = controller.clone();
+        let task = tokio::spawn(async move { wsdrain::serve(listener, app, &c).await });
+        InProc {
+            addr,
+            controller,
+            drain,
+            task,
+        }
+    }
+}

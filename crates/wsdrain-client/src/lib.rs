@@ -1,1 +1,79 @@
-//! placeholder
+//! A reconnecting WebSocket client that honours wsdrain close hints.
+//!
+//! A draining wsdrain server closes each session with `Close(1001, "going
+//! away; retry-after-ms=N")` and refuses new upgrades with `503` and
+//! `Retry-After` (see `docs/PROTOCOL.md`). This client listens:
+//!
+//! | what ended the connection | what the client does |
+//! |---|---|
+//! | Close 1001/1012 with a hint *h* | waits `h + random(0, max(hint_jitter, h/10))`, reconnects; not counted as a failure |
+//! | upgrade refused with `Retry-After` (503, 429, ...) | waits that long plus the same jitter |
+//! | 1006 (no Close frame), refused/reset TCP, 1011, 1013, 5xx, 1001 without a hint | full-jitter backoff: `random(0, min(cap, base·2^attempt))` |
+//! | 1000, 1008, 4000–4999 (configurable), 401/403/other 4xx on the upgrade | stops ([`Event::GaveUp`]) |
+//!
+//! Defaults: `base` 250 ms, `cap` 30 s, `stable_after` 30 s (the failure
+//! count resets only after a connection stayed up that long), `hint_jitter`
+//! 250 ms, 5 s backoff base after a 1001/1012 without a hint (RFC 6455
+//! §7.2.3). The decision and the backoff are pure functions in [`retry`].
+//! `docs/CLIENTS.md` in the repository explains the defaults, and the browser
+//! module that follows the same rules.
+//!
+//! # API in short
+//!
+//! * [`Reconnect::new(url)`](Reconnect::new), builder methods (`base`, `cap`,
+//!   `stable_after`, `hint_jitter`, `terminal_codes`, ...), then
+//!   [`spawn()`](Reconnect::spawn) → `(Client, Events)`.
+//! * [`Events`] is a [`Stream`](futures_util::Stream) of [`Event`]:
+//!   `Connected`, `Message`, `Closed` (code, reason, parsed hint, `clean`),
+//!   `ConnectFailed` (HTTP status, `Retry-After`), `Reconnecting` (delay and
+//!   why), `GaveUp` (then the stream ends). Dropping it stops the client.
+//! * [`Client::send`] writes on the open connection and returns its
+//!   [`ConnectionId`], or [`SendError::NotConnected`] (message handed back)
+//!   when none is open, or [`SendError::Failed`]. Every send that returned
+//!   `Ok(id)` was written before `Event::Closed` for `id` was emitted, so an
+//!   application always knows which connection carried a message and when
+//!   that connection ended. [`Client::close`] stops for good.
+//! * Every transition is logged with `tracing` (`info` for connected, closed,
+//!   reconnecting, gave up; `warn` for failed attempts).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wsdrain_client::{Event, Message, Reconnect, SendError};
+//!
+//! # async fn run() {
+//! let (client, mut events) = Reconnect::new("ws://127.0.0.1:3000/ws")
+//!     .cap(Duration::from_secs(10))
+//!     .spawn();
+//! while let Some(event) = events.next().await {
+//!     match event {
+//!         Event::Connected { connection } => {
+//!             match client.send(Message::text("hello")).await {
+//!                 Ok(id) => assert_eq!(id, connection),
+//!                 Err(SendError::NotConnected(_)) => {} // closed meanwhile
+//!                 Err(e) => eprintln!("{e}"),
+//!             }
+//!         }
+//!         Event::Message { message, .. } => println!("got {message}"),
+//!         Event::Closed(closed) => println!("closed {} hint {:?}", closed.code, closed.hint),
+//!         Event::Reconnecting { delay, wait } => println!("retry in {delay:?} ({wait})"),
+//!         Event::ConnectFailed(failed) => println!("attempt failed: {}", failed.error),
+//!         Event::GaveUp(why) => println!("gave up: {why:?}"),
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! Unlike Python `websockets`' `connect()` iterator, which reconnects at once
+//! after an established connection closes, this client waits for the hint, so
+//! a fleet of clients does not return in one burst.
+
+mod client;
+pub mod retry;
+
+pub use client::{
+    Client, Closed, ConnectFailed, ConnectionId, Event, Events, GiveUp, Reconnect, SendError,
+};
+pub use retry::{Decision, Outcome, RetryPolicy, Wait};
+pub use tokio_tungstenite::tungstenite::{self, Message};
