@@ -51,9 +51,10 @@ fn parse_args() -> Result<Args, String> {
                         .map_err(|_| format!("--read-buffer: bad size {v:?}"))?,
                 );
             }
+            "--plain" => args.plain = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: echo [--listen ADDR] [--read-buffer BYTES]   (policy from WSDRAIN_*)"
+                    "usage: echo [--listen ADDR] [--read-buffer BYTES] [--plain]   (policy from WSDRAIN_*)"
                 );
                 std::process::exit(0);
             }
