@@ -323,28 +323,9 @@ pub struct RawWs {
 
 impl RawWs {
     pub async fn connect(addr: SocketAddr, path: &str) -> RawWs {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
-        for (k, v) in UPGRADE {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        stream.write_all(req.as_bytes()).await.unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
-        let head_end = loop {
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed during handshake");
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        RawWs {
-            stream,
-            buf: buf[head_end..].to_vec(),
+        match RawWs::try_connect(addr, path).await {
+            Ok(ws) => ws,
+            Err(e) => panic!("upgrade to {path} failed: {e:?}"),
         }
     }
 

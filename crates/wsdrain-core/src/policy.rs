@@ -205,6 +205,22 @@ impl DrainPolicy {
         CloseHint::from_millis(fastrand::u64(min..=max))
     }
 
+    /// The hint of turn `i` of `n` in the close schedule: drawn from the
+    /// `i`-th of `n` equal slices of the range, so that hints rise with the
+    /// close order. Close moment + hint, when the client comes back, is then
+    /// evenly spaced too, instead of piling up in the middle as the sum of two
+    /// independent spreads would.
+    pub fn hint_for_turn(&self, i: usize, n: usize) -> CloseHint {
+        let min = duration_ms(self.retry_after_min);
+        let max = duration_ms(self.retry_after_max).max(min);
+        if n <= 1 || max == min {
+            return self.draw_hint();
+        }
+        let slice = (max - min) as f64 / n as f64;
+        let ms = min as f64 + slice * (i.min(n - 1) as f64 + fastrand::f64());
+        CloseHint::from_millis((ms as u64).clamp(min, max))
+    }
+
     /// The close reason for `hint`: `<close_text>; retry-after-ms=<n>`, at most 123 bytes.
     pub fn close_reason(&self, hint: CloseHint) -> String {
         hint.encode(&self.close_text)
@@ -732,6 +748,22 @@ mod tests {
             "hints barely vary: {}",
             distinct.len()
         );
+    }
+
+    #[test]
+    fn turn_hints_rise_with_the_order_and_stay_in_range() {
+        let p = DrainPolicy::builder()
+            .retry_after(Duration::from_millis(1000), Duration::from_millis(5000))
+            .build()
+            .unwrap();
+        let n = 400;
+        let hints: Vec<u64> = (0..n).map(|i| p.hint_for_turn(i, n).retry_after_ms()).collect();
+        assert!(hints.iter().all(|h| (1000..=5000).contains(h)));
+        for (i, h) in hints.iter().enumerate() {
+            let slice_start = 1000 + 4000 * i as u64 / n as u64;
+            assert!(*h >= slice_start && *h <= slice_start + 11, "turn {i}: {h}");
+        }
+        assert!(hints.windows(2).all(|w| w[0] <= w[1] + 10));
     }
 
     #[test]

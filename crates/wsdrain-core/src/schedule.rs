@@ -3,7 +3,9 @@
 //! One task for all sessions, not a timer per session. At Closing the live
 //! sessions are put in random order and given moments evenly spaced over the
 //! span (`DrainPolicy::close_span`), which keeps the reconnect rate flat: the
-//! peak per 100 ms stays at the mean. Each turn carries its own retry hint.
+//! peak per 100 ms stays at the mean. Each turn carries its own retry hint,
+//! rising with the order ([`DrainPolicy::hint_for_turn`]), so that the
+//! reconnects (close moment + hint) are evenly spaced as well.
 
 use std::{sync::Arc, time::Duration};
 
@@ -63,7 +65,7 @@ pub(crate) async fn run(mut sessions: Vec<Arc<SessionSignal>>, policy: &DrainPol
         sleep_until(schedule.moment(next)).await;
         let now = Instant::now();
         while next < sessions.len() && schedule.moment(next) <= now {
-            sessions[next].fire(policy.draw_hint());
+            sessions[next].fire(policy.hint_for_turn(next, sessions.len()));
             next += 1;
         }
     }
