@@ -279,6 +279,7 @@ impl Core {
 pub struct GracefulSocket {
     core: Option<Box<Core>>,
     linger: Arc<Linger>,
+    drain: Drain,
 }
 
 impl fmt::Debug for GracefulSocket {
@@ -292,6 +293,7 @@ impl fmt::Debug for GracefulSocket {
 impl GracefulSocket {
     pub(crate) fn new(ws: WebSocket, session: SessionGuard, linger: Arc<Linger>) -> Self {
         GracefulSocket {
+            drain: session.drain().clone(),
             core: Some(Box::new(Core {
                 ws,
                 session,
@@ -345,8 +347,8 @@ impl GracefulSocket {
     /// The drain this session belongs to: its phase, and the
     /// [`draining`](Drain::draining) and [`closing`](Drain::closing) futures
     /// that let a handler say goodbye before its turn.
-    pub fn drain(&self) -> Option<&Drain> {
-        self.core.as_ref().map(|c| c.session.drain())
+    pub fn drain(&self) -> &Drain {
+        &self.drain
     }
 
     /// Resolves when the drain begins (this session's turn comes later).
@@ -355,13 +357,7 @@ impl GracefulSocket {
     ///
     /// Cancel safe.
     pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
-        let fut = self.drain().map(Drain::draining);
-        async move {
-            match fut {
-                Some(f) => f.await,
-                None => std::future::pending().await,
-            }
-        }
+        self.drain.draining()
     }
 
     /// Resolves when the drain starts closing sessions.
@@ -370,13 +366,7 @@ impl GracefulSocket {
     ///
     /// Cancel safe.
     pub fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
-        let fut = self.drain().map(Drain::closing);
-        async move {
-            match fut {
-                Some(f) => f.await,
-                None => std::future::pending().await,
-            }
-        }
+        self.drain.closing()
     }
 
     /// The selected subprotocol, if any.
