@@ -100,9 +100,18 @@ impl Server {
         }
     }
 
-    /// The remaining stdout lines (after exit).
+    /// The remaining stdout lines, up to the end of the output (after exit;
+    /// bounded, in case a grandchild keeps the pipe open).
     pub fn rest(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
+        let mut lines = Vec::new();
+        let end = Instant::now() + Duration::from_secs(5);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
+        lines
     }
 }
 

@@ -1,6 +1,12 @@
 //! The task that runs one session's handler, bounded by the drain.
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::{Future, poll_fn},
+    panic::{self, AssertUnwindSafe},
+    pin::pin,
+    sync::Arc,
+    task::Poll,
+};
 
 use axum::extract::ws::WebSocket;
 use tokio::time::sleep;
@@ -13,6 +19,8 @@ use crate::socket::{GracefulSocket, Linger};
 /// * if the handler is still running `close_timeout` after this session's
 ///   turn came (it ignores the socket), it is dropped and the close is
 ///   finished here, within half a `close_timeout` more;
+/// * if the handler panics, the close it left half done is finished the
+///   same way before the panic carries on;
 /// * at the forced end the handler is dropped at once, which drops the
 ///   socket: the session counts as forced.
 pub(crate) async fn run<C, Fut>(ws: WebSocket, session: SessionGuard, handler: C)
@@ -28,20 +36,36 @@ where
     let forced = drain.forced();
     tokio::pin!(forced);
 
-    tokio::select! {
-        biased;
-        _ = &mut forced => return,
-        _ = handler(socket) => {}
-        _ = async { turn.turned().await; sleep(close_timeout).await } => {
-            tracing::debug!(target: "wsdrain", "handler ignored its close; finishing it");
+    let mut panicked = None;
+    {
+        let mut handler = pin!(handler(socket));
+        // A panic ends the handler like a return: its close is finished
+        // below, then the panic goes on.
+        let guarded = poll_fn(|cx| {
+            match panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
+                Ok(Poll::Ready(())) => Poll::Ready(None),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(payload) => Poll::Ready(Some(payload)),
+            }
+        });
+        tokio::select! {
+            biased;
+            _ = &mut forced => return,
+            payload = guarded => panicked = payload,
+            _ = async { turn.turned().await; sleep(close_timeout).await } => {
+                tracing::debug!(target: "wsdrain", "handler ignored its close; finishing it");
+            }
         }
-    }
-    // The handler is gone; finish a close it left half done.
+    } // The handler, and the socket it held, are dropped here.
+    // Finish a close the handler left half done.
     if let Some(mut core) = linger.take() {
         tokio::select! {
             biased;
             _ = &mut forced => {}
             _ = core.finish(close_timeout / 2) => {}
         }
+    }
+    if let Some(payload) = panicked {
+        panic::resume_unwind(payload);
     }
 }

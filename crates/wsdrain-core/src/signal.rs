@@ -3,6 +3,7 @@
 
 use std::{io, sync::Arc, thread};
 
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use signal_hook::{
     consts::{SIGINT, SIGTERM},
     iterator::{Handle, Signals},
@@ -57,7 +58,19 @@ impl DrainController {
     ///
     /// If the handlers cannot be registered or the thread cannot start.
     pub fn listen_for_signals(&self) -> io::Result<SignalListener> {
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        // signal-hook installs the OS handler before it publishes the action
+        // that forwards the signal; a SIGTERM in that gap would be lost.
+        // Blocked on this thread meanwhile, it stays pending instead, and is
+        // delivered (to the new handler) when the mask is restored.
+        let mut blocked = SigSet::empty();
+        blocked.add(Signal::SIGTERM);
+        blocked.add(Signal::SIGINT);
+        let mut previous = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut previous))
+            .map_err(io::Error::from)?;
+        let signals = Signals::new([SIGTERM, SIGINT]);
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None).map_err(io::Error::from)?;
+        let mut signals = signals?;
         let handle = signals.handle();
         let shared: Arc<Shared> = self.shared().clone();
         thread::Builder::new()
