@@ -757,7 +757,9 @@ mod tests {
             .build()
             .unwrap();
         let n = 400;
-        let hints: Vec<u64> = (0..n).map(|i| p.hint_for_turn(i, n).retry_after_ms()).collect();
+        let hints: Vec<u64> = (0..n)
+            .map(|i| p.hint_for_turn(i, n).retry_after_ms())
+            .collect();
         assert!(hints.iter().all(|h| (1000..=5000).contains(h)));
         for (i, h) in hints.iter().enumerate() {
             let slice_start = 1000 + 4000 * i as u64 / n as u64;
