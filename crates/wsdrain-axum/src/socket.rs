@@ -187,16 +187,24 @@ impl Core {
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, axum::Error>>> {
         loop {
-            self.poll_turn(cx);
+            // Checked before every read, so a flooding peer cannot starve the close.
+            self.check_turn();
             match self.state {
-                State::Open => match ready!(self.ws.poll_next_unpin(cx)) {
-                    Some(Ok(Message::Close(frame))) => {
+                State::Open => match self.ws.poll_next_unpin(cx) {
+                    Poll::Pending => {
+                        // Register for the turn only when about to sleep.
+                        self.poll_turn(cx);
+                        if self.state == State::Open {
+                            return Poll::Pending;
+                        }
+                    }
+                    Poll::Ready(Some(Ok(Message::Close(frame)))) => {
                         self.session.set_outcome(SessionOutcome::PeerClosed);
                         self.state = State::PeerClosing;
                         return Poll::Ready(Some(Ok(Message::Close(frame))));
                     }
-                    Some(item) => return Poll::Ready(Some(item)),
-                    None => {
+                    Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
+                    Poll::Ready(None) => {
                         self.finish_with(SessionOutcome::PeerClosed);
                         return Poll::Ready(None);
                     }

@@ -446,6 +446,23 @@ impl TurnWatch {
         self.signal.poll_turn(cx, Waiter::Task)
     }
 
+    /// The hint, once the session's turn came.
+    pub fn turn(&self) -> Option<CloseHint> {
+        self.signal.turn()
+    }
+
+    /// True once the forced end came for this session.
+    pub fn is_forced(&self) -> bool {
+        self.signal.is_forced()
+    }
+
+    /// Wakes `cx`'s task at the turn and at the forced end. Check
+    /// [`turn`](Self::turn) and [`is_forced`](Self::is_forced) after
+    /// registering, or a change in between goes unseen.
+    pub fn register(&self, cx: &Context<'_>) {
+        self.signal.register(cx, Waiter::Task);
+    }
+
     /// Resolves with the hint when the session's turn comes.
     ///
     /// # Cancel safety

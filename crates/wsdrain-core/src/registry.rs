@@ -8,7 +8,7 @@
 use std::{
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
 };
@@ -21,6 +21,8 @@ use wsdrain_protocol::CloseHint;
 pub(crate) struct SessionSignal {
     /// 0 while open; `hint_ms + 1` once the turn came.
     turn: AtomicU64,
+    /// Set at the forced end.
+    forced: AtomicBool,
     /// Woken for the session's own I/O (the socket).
     socket: AtomicWaker,
     /// Woken for the task that runs the session.
@@ -47,6 +49,24 @@ impl SessionSignal {
         }
     }
 
+    /// Marks the forced end and wakes the session's task.
+    fn force(&self) {
+        if !self.forced.swap(true, Ordering::AcqRel) {
+            self.task.wake();
+        }
+    }
+
+    pub(crate) fn is_forced(&self) -> bool {
+        self.forced.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn register(&self, cx: &Context<'_>, who: Waiter) {
+        match who {
+            Waiter::Socket => self.socket.register(cx.waker()),
+            Waiter::Task => self.task.register(cx.waker()),
+        }
+    }
+
     pub(crate) fn turn(&self) -> Option<CloseHint> {
         match self.turn.load(Ordering::Acquire) {
             0 => None,
@@ -58,10 +78,7 @@ impl SessionSignal {
         if let Some(h) = self.turn() {
             return Poll::Ready(h);
         }
-        match who {
-            Waiter::Socket => self.socket.register(cx.waker()),
-            Waiter::Task => self.task.register(cx.waker()),
-        }
+        self.register(cx, who);
         match self.turn() {
             Some(h) => Poll::Ready(h),
             None => Poll::Pending,
@@ -181,11 +198,17 @@ impl Registry {
             .collect()
     }
 
-    /// Marks the forced end; returns the sessions still live at that instant.
+    /// Marks the forced end, tells every live session, and returns how many
+    /// were still live at that instant.
     pub(crate) fn force(&self) -> usize {
         let mut s = self.lock();
         s.closing = true;
         s.forced = true;
+        for slot in &s.slots {
+            if let Slot::Live(signal) = slot {
+                signal.force();
+            }
+        }
         s.live
     }
 }
