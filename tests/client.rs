@@ -90,7 +90,7 @@ fn hinted_policy() -> wsdrain::DrainPolicy {
 }
 
 /// Least jitter the client adds to a hint (its default).
-const HINT_JITTER: Duration = Duration::from_millis(250);
+const HINT_JITTER: Duration = Duration::from_millis(50);
 /// Slack for scheduling and connecting on a busy machine: proves a bound
 /// exists, not a speed.
 const SLACK: Duration = Duration::from_secs(1);

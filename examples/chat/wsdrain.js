@@ -34,7 +34,7 @@ export const defaults = Object.freeze({
   cap: 30_000, // longest wait of any kind; hints are clamped to it
   goingAwayBase: 5_000, // backoff base after 1001/1012 without a hint (RFC 6455 §7.2.3)
   stableAfter: 30_000, // a connection up this long resets the failure count
-  hintJitter: 250, // least jitter on a hint: h + random(0, max(hintJitter, h/10))
+  hintJitter: 50, // least jitter on a hint: h + random(0, max(hintJitter, h/50))
   isTerminal: (code) => code === 1000 || code === 1008 || (code >= 4000 && code <= 4999),
 });
 
@@ -53,7 +53,7 @@ export function reconnectDelay(code, reason, attempt, options = {}, random = Mat
   if (code === 1001 || code === 1012) {
     if (hint !== null) {
       const h = Math.min(hint, o.cap);
-      return { delay: h + random() * Math.max(o.hintJitter, h / 10), wait: "hint", hint, attempt };
+      return { delay: h + random() * Math.max(o.hintJitter, h / 50), wait: "hint", hint, attempt };
     }
     const base = Math.max(o.goingAwayBase, o.base);
     return { delay: fullJitter(base, o.cap, attempt, random), wait: "backoff", hint: null, attempt };

@@ -102,7 +102,7 @@ impl Reconnect {
         self
     }
 
-    /// Least jitter added to a hint or `Retry-After` (default 250 ms); see
+    /// Least jitter added to a hint or `Retry-After` (default 50 ms); see
     /// [`RetryPolicy::hint_jitter`].
     pub fn hint_jitter(mut self, jitter: Duration) -> Self {
         self.policy.hint_jitter = jitter;

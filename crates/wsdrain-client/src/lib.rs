@@ -6,14 +6,14 @@
 //!
 //! | what ended the connection | what the client does |
 //! |---|---|
-//! | Close 1001/1012 with a hint *h* | waits `h + random(0, max(hint_jitter, h/10))`, reconnects; not counted as a failure |
+//! | Close 1001/1012 with a hint *h* | waits `h + random(0, max(hint_jitter, h/50))`, reconnects; not counted as a failure |
 //! | upgrade refused with `Retry-After` (503, 429, ...) | waits that long plus the same jitter |
 //! | 1006 (no Close frame), refused/reset TCP, 1011, 1013, 5xx, 1001 without a hint | full-jitter backoff: `random(0, min(cap, base·2^attempt))` |
 //! | 1000, 1008, 4000–4999 (configurable), 401/403/other 4xx on the upgrade | stops ([`Event::GaveUp`]) |
 //!
 //! Defaults: `base` 250 ms, `cap` 30 s, `stable_after` 30 s (the failure
 //! count resets only after a connection stayed up that long), `hint_jitter`
-//! 250 ms, 5 s backoff base after a 1001/1012 without a hint (RFC 6455
+//! 50 ms, 5 s backoff base after a 1001/1012 without a hint (RFC 6455
 //! §7.2.3). The decision and the backoff are pure functions in [`retry`].
 //! `docs/CLIENTS.md` in the repository explains the defaults, and the browser
 //! module that follows the same rules.

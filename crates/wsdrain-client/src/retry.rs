@@ -94,8 +94,11 @@ pub struct RetryPolicy {
     /// 30 s: a server that accepts and then crashes must not reset the backoff.
     pub stable_after: Duration,
     /// Least jitter added to a hint or `Retry-After`: the client waits
-    /// `h + random(0, max(hint_jitter, h/10))`. Default 250 ms: the server
-    /// already spreads its hints; this spreads the reconnects further.
+    /// `h + random(0, max(hint_jitter, h/50))`. Default 50 ms: a wsdrain
+    /// server already spreads its closes and hints evenly, so the client's
+    /// own jitter only has to keep clients that got the same hint from a
+    /// server that does not spread from coming back in the same millisecond;
+    /// more would blur the even spacing (see docs/PERFORMANCE.md).
     pub hint_jitter: Duration,
     /// Close codes after which the client stops. Default: 1000, 1008 and
     /// 4000–4999 ([`default_terminal_code`]).
@@ -109,7 +112,7 @@ impl Default for RetryPolicy {
             cap: Duration::from_secs(30),
             going_away_base: Duration::from_secs(5),
             stable_after: Duration::from_secs(30),
-            hint_jitter: Duration::from_millis(250),
+            hint_jitter: Duration::from_millis(50),
             terminal_code: default_terminal_code,
         }
     }
@@ -158,7 +161,7 @@ pub fn backoff_ceiling(base: Duration, cap: Duration, attempt: u32) -> Duration 
 }
 
 /// The wait for a hint or `Retry-After` of `advised`:
-/// `min(advised, cap) + unit · max(least_jitter, advised / 10)`.
+/// `min(advised, cap) + unit · max(least_jitter, advised / 50)`.
 #[must_use]
 pub fn advised_delay(
     advised: Duration,
@@ -167,7 +170,7 @@ pub fn advised_delay(
     unit: f64,
 ) -> Duration {
     let advised = advised.min(cap);
-    advised.saturating_add(scale(least_jitter.max(advised / 10), unit))
+    advised.saturating_add(scale(least_jitter.max(advised / 50), unit))
 }
 
 /// `unit · d`, `unit` clamped into `[0, 1)`.
@@ -313,7 +316,7 @@ mod tests {
     #[test]
     fn hint_is_honoured_with_jitter() {
         let p = policy();
-        for (unit, want) in [(0.0, MS(1500)), (0.5, MS(1625))] {
+        for (unit, want) in [(0.0, MS(1500)), (0.5, MS(1525))] {
             assert_eq!(
                 p.decide(&closed(1001, Some(1500)), 0, unit),
                 Decision::Retry {
@@ -322,17 +325,17 @@ mod tests {
                 }
             );
         }
-        // h/10 beats the least jitter for long hints.
+        // h/50 beats the least jitter for long hints.
         let Decision::Retry { delay, .. } = p.decide(&closed(1012, Some(10_000)), 7, 0.5) else {
             panic!()
         };
-        assert_eq!(delay, MS(10_500));
+        assert_eq!(delay, MS(10_100));
         // A hint is clamped to the cap.
         let Decision::Retry { delay, .. } = p.decide(&closed(1001, Some(u64::MAX)), 0, 0.999)
         else {
             panic!()
         };
-        assert!(delay >= p.cap && delay < p.cap + p.cap / 10, "{delay:?}");
+        assert!(delay >= p.cap && delay < p.cap + p.cap / 50, "{delay:?}");
         // A hint of 0 still gets jitter below hint_jitter.
         let Decision::Retry { delay, .. } = p.decide(&closed(1001, Some(0)), 0, 0.999) else {
             panic!()
