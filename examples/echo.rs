@@ -11,6 +11,10 @@
 //! It prints `listening on <addr>`, and the drain report on exit (code 0). A
 //! bad setting prints one line naming it and exits with code 2.
 //!
+//! With `WSDRAIN_ADMIN_TOKEN` set it also serves the admin endpoint
+//! (`POST /drain` with `Authorization: Bearer <token>`) on
+//! `WSDRAIN_ADMIN_LISTEN` (default `127.0.0.1:9901`).
+//!
 //! Flags: `--listen ADDR` (default `127.0.0.1:3000`), `--read-buffer BYTES`
 //! (tungstenite's read buffer per session, default 128 KiB), `--plain`: the
 //! baseline, what axum gives today (axum's own `WebSocketUpgrade` and
@@ -171,6 +175,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The opt-in admin endpoint (`WSDRAIN_ADMIN_TOKEN`): off by default.
+    let admin = match wsdrain::axum::AdminConfig::from_env() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("echo: bad configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Signals first: a SIGTERM during start-up is kept, not lost.
     let controller = DrainController::new(policy);
     let _signals = match controller.listen_for_signals() {
@@ -211,6 +223,14 @@ fn main() -> ExitCode {
         };
         let addr = listener.local_addr().unwrap_or(args.listen);
         println!("listening on {addr}");
+        if let Some(admin) = admin {
+            let trigger = controller.trigger();
+            tokio::spawn(async move {
+                if let Err(e) = admin.serve(trigger).await {
+                    eprintln!("echo: admin endpoint on {}: {e}", admin.listen);
+                }
+            });
+        }
         match wsdrain::serve(listener, app, &controller).await {
             Ok(report) => {
                 println!("drained: {report}");

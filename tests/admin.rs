@@ -116,3 +116,45 @@ async fn drain_needs_the_token_and_its_own_listener() {
     assert!(report.is_clean());
     admin_task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_example_drains_on_an_admin_post() {
+    // A free loopback port for the admin listener.
+    let admin_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listen = admin_addr.to_string();
+    let mut server = common::Server::start(
+        "echo",
+        &[
+            ("WSDRAIN_ADMIN_TOKEN", TOKEN),
+            ("WSDRAIN_ADMIN_LISTEN", &listen),
+        ],
+        &[],
+    );
+    let posted = loop {
+        match TcpStream::connect(admin_addr).await {
+            Ok(_) => break post(admin_addr, "/drain", Some(TOKEN)).await,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    };
+    assert_eq!(posted.0, 202, "{}", posted.1);
+    let (code, _) = server.wait_exit(std::time::Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let report = server.rest().join("\n");
+    assert!(report.contains("drain by begin()"), "{report}");
+}
+
+#[test]
+fn a_bad_admin_setting_exits_2_naming_it() {
+    let out = std::process::Command::new(common::example("echo"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("WSDRAIN_ADMIN_TOKEN", TOKEN)
+        .env("WSDRAIN_ADMIN_LISTEN", "0.0.0.0:9901")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WSDRAIN_ADMIN_LISTEN"), "{stderr}");
+}
