@@ -20,7 +20,7 @@ pub(crate) fn write_svg(path: &Path, modes: &[ModeReport], lb: &str) -> Result<(
                 .last()
                 .map(|s| s.0)
                 .into_iter()
-                .chain(m.reconnect_times.iter().copied())
+                .chain(m.reconnects.iter().map(|(_, r)| *r))
         })
         .fold(1.0_f64, f64::max);
     let panels = root.split_evenly((rows, 2));
@@ -81,15 +81,18 @@ fn sessions_panel(
 
 fn reconnects_panel(area: &Area<'_>, m: &ModeReport, end: f64) -> Result<(), Box<dyn Error>> {
     let mut bins: BTreeMap<i64, usize> = BTreeMap::new();
-    for r in &m.reconnect_times {
+    for (_, r) in &m.reconnects {
         *bins.entry((r / BIN).floor() as i64).or_default() += 1;
     }
     let top = (m.reconnect_peak as f64 * 1.1).max(1.0);
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!(
-                "{}: reconnects per 100 ms (peak {}, mean {:.1})",
-                m.mode, m.reconnect_peak, m.reconnect_mean
+                "{}: reconnects per 100 ms (peak {}, mean {:.1}; worst drain {:.2})",
+                m.mode,
+                m.reconnect_peak,
+                m.reconnect_mean,
+                m.worst_drain_peak_to_mean()
             ),
             ("sans-serif", 18),
         )

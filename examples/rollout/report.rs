@@ -10,6 +10,12 @@
 //!   per drain: a drain whose reconnects run from its first to its last one
 //!   over 4.2 s spans 42 bins; the mean is the sum of reconnects over the sum
 //!   of the spans of all drains. Quiet time between drains does not dilute it.
+//! * `reconnect_peak_to_mean_per_drain`: the same ratio for each drain on its
+//!   own, the worst one reported. A drain's reconnects alone are counted in
+//!   the same 100 ms bins; its peak is its fullest bin, its mean its
+//!   reconnects over the bins from the one holding its first reconnect to the
+//!   one holding its last. The overall peak can fall where one drain's last
+//!   reconnects overlap the next drain's first ones; a drain's own cannot.
 //!
 //! A peak/mean ratio of 1 is perfectly even; a herd that reconnects at once is
 //! far above.
@@ -40,12 +46,15 @@ pub(crate) struct ModeReport {
     pub(crate) rollout_seconds: f64,
     /// Seconds (since the rollout began) of each SIGTERM.
     pub(crate) sigterms: Vec<f64>,
-    /// Reconnect times (seconds since the rollout began).
-    pub(crate) reconnect_times: Vec<f64>,
+    /// `(closed, reopened)` of every reconnect (seconds since the rollout
+    /// began), in no particular order.
+    pub(crate) reconnects: Vec<(f64, f64)>,
     /// Most reconnects in one 100 ms bin.
     pub(crate) reconnect_peak: usize,
     /// Mean reconnects per 100 ms over the spans of the drains.
     pub(crate) reconnect_mean: f64,
+    /// Smoothness of each drain on its own, in drain order.
+    pub(crate) drains: Vec<DrainSmoothness>,
     /// Live sessions per replica over time.
     pub(crate) sessions: SessionSamples,
     /// Replicas started over the run.
@@ -83,7 +92,9 @@ impl ModeReport {
                     .map(|(c, r)| (c - rollout_start, r - rollout_start)),
             );
         }
+        reconnects.sort_by(|a, b| a.1.total_cmp(&b.1));
         let (peak, mean) = smoothness(&reconnects, &sigterms);
+        let drains = per_drain(&reconnects, &sigterms);
         ModeReport {
             mode,
             clients: logs.len(),
@@ -92,9 +103,10 @@ impl ModeReport {
             termination_seconds: terminations.iter().map(|t| t.took.as_secs_f64()).collect(),
             rollout_seconds,
             sigterms,
-            reconnect_times: reconnects.iter().map(|(_, r)| *r).collect(),
+            reconnects,
             reconnect_peak: peak,
             reconnect_mean: mean,
+            drains,
             sessions,
             replicas_started,
         }
@@ -107,6 +119,14 @@ impl ModeReport {
         } else {
             0.0
         }
+    }
+
+    /// The worst drain's peak over mean (0 without reconnects).
+    pub(crate) fn worst_drain_peak_to_mean(&self) -> f64 {
+        self.drains
+            .iter()
+            .map(DrainSmoothness::peak_to_mean)
+            .fold(0.0, f64::max)
     }
 
     /// The JSON object of this mode.
@@ -122,15 +142,22 @@ impl ModeReport {
             "messages_echoed": t.echoed,
             "resent_messages": t.resent,
             "lost_messages": t.lost,
-            "reconnects": self.reconnect_times.len(),
+            "reconnects": self.reconnects.len(),
             "reconnect_peak_per_100ms": self.reconnect_peak,
             "reconnect_mean_per_100ms": round3(self.reconnect_mean),
             "reconnect_peak_to_mean": round3(self.peak_to_mean()),
+            "reconnect_peak_to_mean_per_drain": round3(self.worst_drain_peak_to_mean()),
+            "drains": self.drains.iter().map(|d| d.json(&self.sigterms)).collect::<Vec<_>>(),
             "replicas_started": self.replicas_started,
             "replicas_over_grace": self.replicas_over_grace,
             "termination_seconds": self.termination_seconds.iter().map(|s| round3(*s)).collect::<Vec<_>>(),
             "rollout_seconds": round3(self.rollout_seconds),
             "peak_sessions_per_replica": self.sessions.peak(),
+            "reconnect_times": self
+                .reconnects
+                .iter()
+                .map(|(c, r)| [round3(*c), round3(*r)])
+                .collect::<Vec<_>>(),
         })
     }
 }
@@ -139,34 +166,113 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// The reopen times of each drain: drain index (the SIGTERM last before the
+/// close), or `None` for a close before any SIGTERM.
+fn by_drain(reconnects: &[(f64, f64)], sigterms: &[f64]) -> BTreeMap<Option<usize>, Vec<f64>> {
+    let mut drains: BTreeMap<Option<usize>, Vec<f64>> = BTreeMap::new();
+    for &(closed, reopened) in reconnects {
+        let drain = sigterms.iter().rposition(|s| *s <= closed);
+        drains.entry(drain).or_default().push(reopened);
+    }
+    drains
+}
+
+/// The 100 ms bins from a drain's first to its last reopen time.
+fn span_bins(first: f64, last: f64) -> f64 {
+    ((last - first) / BIN).floor() + 1.0
+}
+
 /// `(peak per bin, mean per bin over the drains' spans)`; see the module docs.
 pub(crate) fn smoothness(reconnects: &[(f64, f64)], sigterms: &[f64]) -> (usize, f64) {
     let mut bins: BTreeMap<i64, usize> = BTreeMap::new();
-    // drain index (or -1 before any SIGTERM) -> (first, last, count)
-    let mut drains: BTreeMap<i64, (f64, f64, usize)> = BTreeMap::new();
-    for &(closed, reopened) in reconnects {
+    for &(_, reopened) in reconnects {
         *bins.entry((reopened / BIN).floor() as i64).or_default() += 1;
-        let drain = sigterms
-            .iter()
-            .rposition(|s| *s <= closed)
-            .map_or(-1, |i| i as i64);
-        let e = drains.entry(drain).or_insert((reopened, reopened, 0));
-        e.0 = e.0.min(reopened);
-        e.1 = e.1.max(reopened);
-        e.2 += 1;
     }
     let peak = bins.values().copied().max().unwrap_or(0);
-    let spans: f64 = drains
+    let spans: f64 = by_drain(reconnects, sigterms)
         .values()
-        .map(|(first, last, _)| ((last - first) / BIN).floor() + 1.0)
+        .map(|times| {
+            let (first, last) = bounds(times);
+            span_bins(first, last)
+        })
         .sum();
-    let count: usize = drains.values().map(|d| d.2).sum();
     let mean = if spans > 0.0 {
-        count as f64 / spans
+        reconnects.len() as f64 / spans
     } else {
         0.0
     };
     (peak, mean)
+}
+
+fn bounds(times: &[f64]) -> (f64, f64) {
+    let first = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let last = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (first, last)
+}
+
+/// How evenly one drain's clients came back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DrainSmoothness {
+    /// Index into the SIGTERMs (`None`: closes before the first SIGTERM).
+    pub(crate) drain: Option<usize>,
+    /// Reconnects of this drain.
+    pub(crate) reconnects: usize,
+    /// Seconds (since the rollout began) of its first and last reconnect.
+    pub(crate) first: f64,
+    /// See `first`.
+    pub(crate) last: f64,
+    /// Most of its reconnects in one 100 ms bin.
+    pub(crate) peak: usize,
+    /// Its reconnects over the bins from its first to its last reconnect.
+    pub(crate) mean: f64,
+}
+
+impl DrainSmoothness {
+    /// Peak over mean (0 without reconnects).
+    pub(crate) fn peak_to_mean(&self) -> f64 {
+        if self.mean > 0.0 {
+            self.peak as f64 / self.mean
+        } else {
+            0.0
+        }
+    }
+
+    fn json(&self, sigterms: &[f64]) -> Value {
+        json!({
+            "drain": self.drain,
+            "sigterm_seconds": self.drain.and_then(|i| sigterms.get(i)).map(|s| round3(*s)),
+            "reconnects": self.reconnects,
+            "first_reconnect_seconds": round3(self.first),
+            "last_reconnect_seconds": round3(self.last),
+            "reconnect_peak_per_100ms": self.peak,
+            "reconnect_mean_per_100ms": round3(self.mean),
+            "reconnect_peak_to_mean": round3(self.peak_to_mean()),
+        })
+    }
+}
+
+/// Each drain's reconnects binned on their own; see the module docs.
+pub(crate) fn per_drain(reconnects: &[(f64, f64)], sigterms: &[f64]) -> Vec<DrainSmoothness> {
+    by_drain(reconnects, sigterms)
+        .into_iter()
+        .map(|(drain, times)| {
+            let (first, last) = bounds(&times);
+            let bin = |t: f64| (t / BIN).floor() as i64;
+            let mut bins: BTreeMap<i64, usize> = BTreeMap::new();
+            for t in &times {
+                *bins.entry(bin(*t)).or_default() += 1;
+            }
+            let span = (bin(last) - bin(first) + 1) as f64;
+            DrainSmoothness {
+                drain,
+                reconnects: times.len(),
+                first,
+                last,
+                peak: bins.values().copied().max().unwrap_or(0),
+                mean: times.len() as f64 / span,
+            }
+        })
+        .collect()
 }
 
 /// A row of the table: its name and how to read it from a mode.
@@ -174,7 +280,7 @@ type Row = (&'static str, fn(&ModeReport) -> String);
 
 /// The human table: one row per measure, one column per mode.
 pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
-    let rows: [Row; 15] = [
+    let rows: [Row; 16] = [
         ("clients", |m| m.clients.to_string()),
         ("clean closes (1001 + hint)", |m| {
             m.totals.clean_closes.to_string()
@@ -190,12 +296,15 @@ pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
             m.totals.resent.to_string()
         }),
         ("lost messages", |m| m.totals.lost.to_string()),
-        ("reconnects", |m| m.reconnect_times.len().to_string()),
+        ("reconnects", |m| m.reconnects.len().to_string()),
         ("reconnect peak / 100 ms", |m| m.reconnect_peak.to_string()),
         ("reconnect mean / 100 ms", |m| {
             format!("{:.2}", m.reconnect_mean)
         }),
         ("peak / mean", |m| format!("{:.2}", m.peak_to_mean())),
+        ("worst drain peak / mean", |m| {
+            format!("{:.2}", m.worst_drain_peak_to_mean())
+        }),
         ("replicas over grace (SIGKILL)", |m| {
             m.replicas_over_grace.to_string()
         }),
@@ -203,15 +312,38 @@ pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
     ];
     let mut out = format!("load balancer: {lb}\n");
     let w = 32;
+    let c = 20;
     out.push_str(&format!("{:<w$}", "measure"));
     for m in modes {
-        out.push_str(&format!("{:>12}", m.mode));
+        out.push_str(&format!("{:>c$}", m.mode));
     }
     out.push('\n');
     for (name, f) in &rows {
         out.push_str(&format!("{name:<w$}"));
         for m in modes {
-            out.push_str(&format!("{:>12}", f(m)));
+            out.push_str(&format!("{:>c$}", f(m)));
+        }
+        out.push('\n');
+    }
+    // One row per drain: ratio (peak / mean) of its reconnects alone.
+    let mut names: Vec<Option<usize>> = modes
+        .iter()
+        .flat_map(|m| m.drains.iter().map(|d| d.drain))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for drain in names {
+        let name = match drain {
+            Some(i) => format!("  drain {} peak / mean", i + 1),
+            None => "  before any SIGTERM".to_string(),
+        };
+        out.push_str(&format!("{name:<w$}"));
+        for m in modes {
+            let cell = m.drains.iter().find(|d| d.drain == drain).map_or_else(
+                || "-".to_string(),
+                |d| format!("{:.2} ({}/{:.2})", d.peak_to_mean(), d.peak, d.mean),
+            );
+            out.push_str(&format!("{cell:>c$}"));
         }
         out.push('\n');
     }
@@ -220,7 +352,7 @@ pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::smoothness;
+    use super::{per_drain, smoothness};
 
     #[test]
     fn mean_is_over_each_drains_span() {
@@ -237,5 +369,44 @@ mod tests {
         let (peak, mean) = smoothness(&r, &[0.0, 10.0]);
         assert_eq!(peak, 2);
         assert!((mean - 1.2).abs() < 1e-9, "{mean}");
+    }
+
+    #[test]
+    fn each_drain_is_binned_on_its_own() {
+        // Drain 0 at t=0: 0.05 | 0.13 0.12 | - | 0.34 -> bins 0..3, peak 2,
+        // mean 4/4. Drain 1 at t=1: its first reconnects fall in the same bin
+        // as drain 0's (0.1..0.2), which raises the overall peak to 4 but not
+        // its own: 0.11 0.15 | 0.25 | 0.36 -> bins 1..3, peak 2, mean 4/3. A
+        // close before the first SIGTERM is a drain of its own.
+        let r = [
+            (0.5, 0.05),
+            (0.6, 0.13),
+            (0.7, 0.12),
+            (0.8, 0.34),
+            (1.1, 0.11),
+            (1.2, 0.15),
+            (1.3, 0.25),
+            (1.4, 0.36),
+            (-0.2, 0.55),
+        ];
+        let sigterms = [0.0, 1.0];
+        let d = per_drain(&r, &sigterms);
+        assert_eq!(
+            d.iter().map(|d| d.drain).collect::<Vec<_>>(),
+            [None, Some(0), Some(1)]
+        );
+        assert_eq!(
+            d.iter().map(|d| d.reconnects).collect::<Vec<_>>(),
+            [1, 4, 4]
+        );
+        assert_eq!((d[0].peak, d[0].mean), (1, 1.0));
+        assert_eq!(d[1].peak, 2);
+        assert!((d[1].mean - 1.0).abs() < 1e-9, "{:?}", d[1]);
+        assert!((d[1].peak_to_mean() - 2.0).abs() < 1e-9);
+        assert_eq!(d[2].peak, 2);
+        assert!((d[2].mean - 4.0 / 3.0).abs() < 1e-9, "{:?}", d[2]);
+        assert!((d[2].peak_to_mean() - 1.5).abs() < 1e-9);
+        assert!((d[2].first - 0.11).abs() < 1e-9 && (d[2].last - 0.36).abs() < 1e-9);
+        assert_eq!(smoothness(&r, &sigterms).0, 4);
     }
 }

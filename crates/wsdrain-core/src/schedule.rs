@@ -3,7 +3,7 @@
 //! One task for all sessions, not a timer per session. At Closing the live
 //! sessions are put in random order and given moments evenly spaced over the
 //! span (`DrainPolicy::close_span`), which keeps the reconnect rate flat: the
-//! peak per 100 ms stays at the mean. Each turn carries its own retry hint,
+//! peak per 100 ms stays near the mean. Each turn carries its own retry hint,
 //! rising with the order ([`DrainPolicy::hint_for_turn`]), so that the
 //! reconnects (close moment + hint) are evenly spaced as well.
 
