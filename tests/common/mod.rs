@@ -255,19 +255,7 @@ pub struct InProc {
 impl InProc {
     /// Serves `router` (the `DrainLayer` is added here) on 127.0.0.1:0.
     pub async fn start(policy: wsdrain::DrainPolicy, router: axum::Router) -> InProc {
-        let controller = std::sync::Arc::new(wsdrain::DrainController::new(policy));
-        let drain = controller.drain();
-        let app = router.layer(wsdrain::DrainLayer::new(drain.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let c = controller.clone();
-        let task = tokio::spawn(async move { wsdrain::serve(listener, app, &c).await });
-        InProc {
-            addr,
-            controller,
-            drain,
-            task,
-        }
+        InProc::start_at("127.0.0.1:0".parse().unwrap(), policy, router).await
     }
 
     pub async fn report(self) -> wsdrain::DrainReport {
@@ -492,6 +480,7 @@ impl InProc {
         let drain = controller.drain();
         let app = router.layer(wsdrain::DrainLayer::new(drain.clone()));
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let c = controller.clone();
         let task = tokio::spawn(async move { wsdrain::serve(listener, app, &c).await });
         InProc {
