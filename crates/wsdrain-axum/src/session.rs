@@ -50,10 +50,12 @@ where
     let close_timeout = session.drain().policy().close_timeout();
     let watch = session.turn_watch();
     let linger = Arc::new(Linger::default());
-    let handler = handler(GracefulSocket::new(ws, session, linger.clone()));
+    let socket = GracefulSocket::new(ws, session, linger.clone());
     async move {
         let end = {
-            let mut handler = pin!(handler);
+            // Called inside the future, so its state is held once, not also
+            // as a captured value.
+            let mut handler = pin!(handler(socket));
             let mut grace: Option<Pin<Box<Sleep>>> = None;
             poll_fn(|cx| {
                 loop {
