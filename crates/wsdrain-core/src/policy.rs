@@ -26,6 +26,28 @@ pub const ENV_CLOSE_CODE: &str = "WSDRAIN_CLOSE_CODE";
 /// Environment variable for [`DrainPolicyBuilder::max_sessions`] (a number).
 pub const ENV_MAX_SESSIONS: &str = "WSDRAIN_MAX_SESSIONS";
 
+/// The duration settings [`DrainPolicyBuilder::env`] reads.
+pub const ENV_DURATIONS: [&str; 6] = [
+    ENV_DRAIN_DELAY,
+    ENV_CLOSE_WINDOW,
+    ENV_CLOSE_TIMEOUT,
+    ENV_GRACE_PERIOD,
+    ENV_RETRY_AFTER_MIN,
+    ENV_RETRY_AFTER_MAX,
+];
+
+/// Every setting [`DrainPolicyBuilder::env`] reads.
+pub const ENV_SETTINGS: [&str; 8] = [
+    ENV_DRAIN_DELAY,
+    ENV_CLOSE_WINDOW,
+    ENV_CLOSE_TIMEOUT,
+    ENV_GRACE_PERIOD,
+    ENV_RETRY_AFTER_MIN,
+    ENV_RETRY_AFTER_MAX,
+    ENV_CLOSE_CODE,
+    ENV_MAX_SESSIONS,
+];
+
 /// Set by Kubernetes in every pod; its absence means "a developer's machine".
 const KUBERNETES_SERVICE_HOST: &str = "KUBERNETES_SERVICE_HOST";
 
@@ -388,7 +410,8 @@ impl DrainPolicyBuilder {
     ///
     /// * [`PolicyError::ForbiddenCloseCode`]: a code a server may not send;
     /// * [`PolicyError::RetryRange`]: the retry minimum above the maximum;
-    /// * [`PolicyError::ZeroCloseTimeout`], [`PolicyError::ZeroCloseRate`];
+    /// * [`PolicyError::ZeroCloseTimeout`], [`PolicyError::ZeroCloseRate`],
+    ///   [`PolicyError::ZeroMaxSessions`];
     /// * [`PolicyError::Budget`]: `drain_delay + close_window + close_timeout`
     ///   does not fit before the forced end (`grace_period − deadline_margin`).
     pub fn build(self) -> Result<DrainPolicy, PolicyError> {
@@ -440,10 +463,7 @@ impl DrainPolicy {
             return Err(PolicyError::ZeroCloseRate);
         }
         if self.max_sessions == Some(0) {
-            return Err(PolicyError::InvalidNumber {
-                setting: ENV_MAX_SESSIONS,
-                value: "0".into(),
-            });
+            return Err(PolicyError::ZeroMaxSessions);
         }
         let needed = self.drain_delay + self.close_window + self.close_timeout;
         if self.deadline_margin >= self.grace_period || needed > self.deadline() {
@@ -519,6 +539,8 @@ pub enum PolicyError {
     ZeroCloseTimeout,
     /// `min_close_rate` is zero.
     ZeroCloseRate,
+    /// `max_sessions` is zero: no session could ever be accepted.
+    ZeroMaxSessions,
     /// The timings do not fit before the forced end.
     Budget {
         /// `WSDRAIN_DRAIN_DELAY`.
@@ -556,6 +578,10 @@ impl fmt::Display for PolicyError {
                 "{ENV_CLOSE_TIMEOUT} (close_timeout) = 0s: the close handshake needs time to be awaited"
             ),
             PolicyError::ZeroCloseRate => write!(f, "min_close_rate = 0: it must be at least 1"),
+            PolicyError::ZeroMaxSessions => write!(
+                f,
+                "{ENV_MAX_SESSIONS} (max_sessions) = 0: no session could be accepted; leave it unset for no limit"
+            ),
             PolicyError::Budget {
                 drain_delay,
                 close_window,
@@ -657,14 +683,7 @@ mod tests {
 
     #[test]
     fn each_bad_env_value_names_its_setting() {
-        for name in [
-            ENV_DRAIN_DELAY,
-            ENV_CLOSE_WINDOW,
-            ENV_CLOSE_TIMEOUT,
-            ENV_GRACE_PERIOD,
-            ENV_RETRY_AFTER_MIN,
-            ENV_RETRY_AFTER_MAX,
-        ] {
+        for name in ENV_DURATIONS {
             let err = from_vars(&[(name, "soon")]).unwrap_err();
             assert_eq!(
                 err,

@@ -9,28 +9,14 @@ use proptest::prelude::*;
 use wsdrain_core::{
     DrainPolicy, PolicyError,
     policy::{
-        ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_GRACE_PERIOD,
-        ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN, parse_duration,
+        ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_DURATIONS,
+        ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN, ENV_SETTINGS,
+        parse_duration,
     },
 };
 
-const DURATIONS: [&str; 6] = [
-    ENV_DRAIN_DELAY,
-    ENV_CLOSE_WINDOW,
-    ENV_CLOSE_TIMEOUT,
-    ENV_GRACE_PERIOD,
-    ENV_RETRY_AFTER_MIN,
-    ENV_RETRY_AFTER_MAX,
-];
-const ALL: [&str; 7] = [
-    ENV_DRAIN_DELAY,
-    ENV_CLOSE_WINDOW,
-    ENV_CLOSE_TIMEOUT,
-    ENV_GRACE_PERIOD,
-    ENV_RETRY_AFTER_MIN,
-    ENV_RETRY_AFTER_MAX,
-    ENV_CLOSE_CODE,
-];
+const DURATIONS: [&str; 6] = ENV_DURATIONS;
+const ALL: [&str; 8] = ENV_SETTINGS;
 
 /// Text near the duration syntax, plus anything at all.
 fn value() -> impl Strategy<Value = String> {
@@ -131,6 +117,8 @@ proptest! {
                     }
                     if *n == ENV_CLOSE_CODE {
                         v.trim().parse::<u16>().is_err()
+                    } else if *n == ENV_MAX_SESSIONS {
+                        v.trim().parse::<usize>().is_err()
                     } else {
                         parse_duration(v).is_none()
                     }
