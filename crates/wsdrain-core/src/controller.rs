@@ -12,7 +12,8 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::{
     Phase,
-    drain::{Drain, DrainCause, SessionOutcome, Shared, Trigger},
+    drain::{Drain, DrainCause, Shared, Trigger},
+    outcome::SessionOutcome,
     policy::DrainPolicy,
     report::{DrainReport, ForcedBy},
     schedule,
@@ -166,18 +167,14 @@ impl DrainController {
             }
         }
 
-        let mut forced_sessions = 0;
         if forced_by.is_some() {
-            forced_sessions = shared.registry.force();
+            let forced_sessions = shared.registry.force();
+            shared.count_outcome(SessionOutcome::Forced, forced_sessions as u64);
             shared.forced.cancel();
             tracing::warn!(target: "wsdrain", sessions = forced_sessions, by = ?forced_by, "forced end");
         }
         shared.set_phase(Phase::Closed);
         let report = self.report(closing_at, began, sessions_at_closing, forced_by);
-        let report = DrainReport {
-            forced: forced_sessions as u64,
-            ..report
-        };
         tracing::info!(
             target: "wsdrain",
             cause = %report.cause,
@@ -267,8 +264,7 @@ mod tests {
     async fn phases_follow_the_policy() {
         let c = Arc::new(DrainController::new(policy()));
         let drain = c.drain();
-        let session = drain.register_session();
-        let watch = session.turn_watch();
+        let session = drain.register_session().unwrap();
         let run = tokio::spawn({
             let c = c.clone();
             async move { c.run().await }
@@ -284,10 +280,10 @@ mod tests {
         );
         drain.closing().await;
         assert_eq!(Instant::now() - t0, Duration::from_secs(5));
-        let hint = watch.turned().await;
+        let hint = session.turned().await;
         assert!((1000..=5000).contains(&hint.retry_after_ms()));
         let mut session = session;
-        session.set_outcome(SessionOutcome::Clean);
+        session.finish(SessionOutcome::Clean, None);
         drop(session);
         let report = run.await.unwrap();
         assert_eq!(drain.phase(), Phase::Closed);
@@ -301,7 +297,7 @@ mod tests {
     async fn deadline_forces_the_end() {
         let c = Arc::new(DrainController::new(policy()));
         let drain = c.drain();
-        let stuck = drain.register_session();
+        let stuck = drain.register_session().unwrap();
         let t0 = Instant::now();
         c.begin();
         let report = c.run().await;
@@ -309,8 +305,19 @@ mod tests {
         assert_eq!(report.forced_by, Some(ForcedBy::Deadline));
         assert_eq!(report.forced, 1);
         assert!(drain.is_forced());
+        assert!(stuck.is_forced(), "the session is told");
         drop(stuck);
         assert_eq!(drain.sessions(), 0);
+        assert_eq!(
+            c.drain().shared.outcome_count(SessionOutcome::Forced),
+            1,
+            "counted once, not again when dropped"
+        );
+        assert_eq!(
+            drain.register_session().err(),
+            Some(crate::Refused::Ended),
+            "nothing registers after the forced end"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -318,7 +325,7 @@ mod tests {
         for after in [Duration::from_secs(1), Duration::from_secs(7)] {
             let c = Arc::new(DrainController::new(policy()));
             let drain = c.drain();
-            let _stuck = drain.register_session();
+            let _stuck = drain.register_session().unwrap();
             let run = tokio::spawn({
                 let c = c.clone();
                 async move { c.run().await }
@@ -344,14 +351,14 @@ mod tests {
         let c = DrainController::new(policy());
         let drain = c.drain();
         c.begin();
-        let _keep = drain.register_session();
+        let _keep = drain.register_session().unwrap();
         let run = c.run();
         tokio::pin!(run);
         tokio::select! {
             _ = &mut run => panic!("must wait for the session"),
             _ = drain.closing() => {}
         }
-        let late = drain.register_session();
+        let late = drain.register_session().unwrap();
         assert!(
             late.turn().is_some(),
             "registered during Closing: turn at once"

@@ -20,8 +20,9 @@ use wsdrain_protocol::CloseHint;
 
 use crate::{
     Phase, metrics,
+    outcome::SessionOutcome,
     policy::DrainPolicy,
-    registry::{Registry, SessionSignal, Waiter},
+    registry::{Refused, Registry, SessionSignal},
 };
 
 /// How far the trigger has gone.
@@ -48,39 +49,6 @@ impl fmt::Display for DrainCause {
             DrainCause::Signal(s) => f.write_str(s),
             DrainCause::Manual => f.write_str("begin()"),
         }
-    }
-}
-
-/// How one session ended, for the [`DrainReport`](crate::DrainReport).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SessionOutcome {
-    /// The application ended it (its handler returned) without a drain close.
-    Ended,
-    /// The peer closed first (Close frame or end of stream).
-    PeerClosed,
-    /// We sent our Close and the peer answered: a clean closing handshake.
-    Clean,
-    /// We sent our Close and the peer did not answer within `close_timeout`.
-    TimedOut,
-    /// Dropped at the forced end.
-    Forced,
-}
-
-impl SessionOutcome {
-    /// Lowercase name for logs and metrics.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SessionOutcome::Ended => "ended",
-            SessionOutcome::PeerClosed => "peer_closed",
-            SessionOutcome::Clean => "clean",
-            SessionOutcome::TimedOut => "timed_out",
-            SessionOutcome::Forced => "forced",
-        }
-    }
-
-    const fn index(self) -> usize {
-        self as usize
     }
 }
 
@@ -155,6 +123,12 @@ impl Shared {
 
     pub(crate) fn outcome_count(&self, o: SessionOutcome) -> u64 {
         self.outcomes[o.index()].load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` sessions that ended with `outcome` during the drain.
+    pub(crate) fn count_outcome(&self, outcome: SessionOutcome, n: u64) {
+        self.outcomes[outcome.index()].fetch_add(n, Ordering::Relaxed);
+        metrics::sessions_closed(outcome, n);
     }
 
     fn notify_if_idle(&self) {
@@ -288,34 +262,33 @@ impl Drain {
     /// Registers a session. Keep the guard for as long as the session lives
     /// (move it into the task that runs it, so a panic still releases it).
     ///
-    /// A session registered after Closing began gets its turn at once. This
-    /// ignores [`DrainPolicy::max_sessions`]; see
-    /// [`try_register_session`](Self::try_register_session).
-    pub fn register_session(&self) -> SessionGuard {
-        self.register(None)
-            .unwrap_or_else(|| unreachable!("no limit given"))
-    }
-
-    /// Registers a session unless [`DrainPolicy::max_sessions`] are live
-    /// already (then the caller refuses it, e.g. with 503 + `Retry-After`).
-    /// The check and the registration are one step, so concurrent upgrades
-    /// cannot overshoot the limit.
-    pub fn try_register_session(&self) -> Option<SessionGuard> {
-        let guard = self.register(self.shared.policy.max_sessions());
-        if guard.is_none() {
-            self.count_refused_upgrade("max_sessions");
-        }
-        guard
-    }
-
-    fn register(&self, limit: Option<usize>) -> Option<SessionGuard> {
-        let reg = self.shared.registry.register(limit)?;
+    /// A session registered after Closing began gets its turn at once. The
+    /// check against [`DrainPolicy::max_sessions`] and the registration are
+    /// one step, so concurrent upgrades cannot overshoot the limit.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused::MaxSessions`] at the limit, [`Refused::Ended`] after the
+    /// forced end; the caller refuses the session (503 + `Retry-After`). Both
+    /// are counted as refused upgrades.
+    pub fn register_session(&self) -> Result<SessionGuard, Refused> {
+        let reg = match self
+            .shared
+            .registry
+            .register(self.shared.policy.max_sessions())
+        {
+            Ok(reg) => reg,
+            Err(refused) => {
+                self.count_refused_upgrade(refused.as_str());
+                return Err(refused);
+            }
+        };
         metrics::sessions(self.shared.registry.live());
         if reg.late {
             reg.signal.fire(self.shared.policy.draw_hint());
             tracing::debug!(target: "wsdrain", key = reg.key, "late session closed at once");
         }
-        Some(SessionGuard {
+        Ok(SessionGuard {
             drain: self.clone(),
             key: reg.key,
             signal: reg.signal,
@@ -354,11 +327,14 @@ impl Drop for RequestGuard {
 /// One live session's registry entry and close signal (RAII).
 ///
 /// Dropping it unregisters the session and records its [`SessionOutcome`].
+/// WebSocket sessions get theirs from the adapters; a custom session (any
+/// long-lived response) registers with [`Drain::register_session`], waits
+/// for [`turned`](Self::turned) and ends itself, with the hint.
 #[must_use = "the session is unregistered when the guard is dropped"]
 pub struct SessionGuard {
     drain: Drain,
     key: usize,
-    signal: Arc<SessionSignal>,
+    pub(crate) signal: Arc<SessionSignal>,
     outcome: SessionOutcome,
     close_sent: Option<Instant>,
 }
@@ -384,32 +360,30 @@ impl SessionGuard {
         self.signal.turn()
     }
 
-    /// Polls for this session's turn; wakes the session's I/O side.
+    /// Polls for this session's turn. One task waits per session: the one
+    /// that runs it (a second waiter takes the wake-up from the first).
     pub fn poll_turn(&self, cx: &mut Context<'_>) -> Poll<CloseHint> {
-        self.signal.poll_turn(cx, Waiter::Socket)
+        self.signal.poll_turn(cx)
     }
 
-    /// A second waiter for the turn, for the task that runs the session (it
-    /// has its own waker, so it does not steal the socket's wake-up).
-    pub fn turn_watch(&self) -> TurnWatch {
-        TurnWatch {
-            signal: self.signal.clone(),
-        }
+    /// Resolves with the hint when this session's turn comes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn turned(&self) -> CloseHint {
+        std::future::poll_fn(|cx| self.poll_turn(cx)).await
     }
 
-    /// Records how the session ended (the last call wins).
-    pub fn set_outcome(&mut self, outcome: SessionOutcome) {
+    /// True once the forced end came: drop the session now.
+    pub fn is_forced(&self) -> bool {
+        self.signal.is_forced()
+    }
+
+    /// Records how the session ended, and when our Close went out.
+    pub(crate) fn finish(&mut self, outcome: SessionOutcome, close_sent: Option<Instant>) {
         self.outcome = outcome;
-    }
-
-    /// The outcome recorded so far.
-    pub fn outcome(&self) -> SessionOutcome {
-        self.outcome
-    }
-
-    /// Notes that our Close is going out now, to time the closing handshake.
-    pub fn mark_close_sent(&mut self) {
-        self.close_sent.get_or_insert_with(Instant::now);
+        self.close_sent = close_sent;
     }
 }
 
@@ -418,9 +392,9 @@ impl Drop for SessionGuard {
         let shared = &self.drain.shared;
         let (live, forced) = shared.registry.unregister(self.key);
         metrics::sessions(live);
+        // Sessions live at the forced end were counted then, all at once.
         if !forced && shared.phase() >= Phase::Draining {
-            shared.outcomes[self.outcome.index()].fetch_add(1, Ordering::Relaxed);
-            metrics::session_closed(self.outcome);
+            shared.count_outcome(self.outcome, 1);
         }
         if let (Some(sent), SessionOutcome::Clean | SessionOutcome::TimedOut) =
             (self.close_sent, self.outcome)
@@ -431,44 +405,5 @@ impl Drop for SessionGuard {
         if live == 0 {
             shared.notify_if_idle();
         }
-    }
-}
-
-/// Waits for one session's turn; see [`SessionGuard::turn_watch`].
-#[derive(Debug)]
-pub struct TurnWatch {
-    signal: Arc<SessionSignal>,
-}
-
-impl TurnWatch {
-    /// Polls for the turn.
-    pub fn poll_turn(&self, cx: &mut Context<'_>) -> Poll<CloseHint> {
-        self.signal.poll_turn(cx, Waiter::Task)
-    }
-
-    /// The hint, once the session's turn came.
-    pub fn turn(&self) -> Option<CloseHint> {
-        self.signal.turn()
-    }
-
-    /// True once the forced end came for this session.
-    pub fn is_forced(&self) -> bool {
-        self.signal.is_forced()
-    }
-
-    /// Wakes `cx`'s task at the turn and at the forced end. Check
-    /// [`turn`](Self::turn) and [`is_forced`](Self::is_forced) after
-    /// registering, or a change in between goes unseen.
-    pub fn register(&self, cx: &Context<'_>) {
-        self.signal.register(cx, Waiter::Task);
-    }
-
-    /// Resolves with the hint when the session's turn comes.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe.
-    pub async fn turned(&self) -> CloseHint {
-        std::future::poll_fn(|cx| self.poll_turn(cx)).await
     }
 }

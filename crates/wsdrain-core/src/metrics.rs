@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::{Phase, drain::SessionOutcome};
+use crate::{Phase, outcome::SessionOutcome};
 
 /// Metric names, for dashboards and alerts.
 pub mod names {
@@ -36,8 +36,8 @@ mod imp {
     pub(crate) fn phase(phase: Phase) {
         metrics::gauge!(names::PHASE).set(f64::from(phase as u8));
     }
-    pub(crate) fn session_closed(outcome: SessionOutcome) {
-        metrics::counter!(names::SESSION_CLOSES, "outcome" => outcome.as_str()).increment(1);
+    pub(crate) fn sessions_closed(outcome: SessionOutcome, n: u64) {
+        metrics::counter!(names::SESSION_CLOSES, "outcome" => outcome.as_str()).increment(n);
     }
     pub(crate) fn close_handshake(took: Duration) {
         metrics::histogram!(names::CLOSE_HANDSHAKE).record(took.as_secs_f64());
@@ -53,7 +53,7 @@ mod imp {
 
     pub(crate) fn sessions(_: usize) {}
     pub(crate) fn phase(_: Phase) {}
-    pub(crate) fn session_closed(_: SessionOutcome) {}
+    pub(crate) fn sessions_closed(_: SessionOutcome, _: u64) {}
     pub(crate) fn close_handshake(_: Duration) {}
     pub(crate) fn upgrade_refused(_: &'static str) {}
 }

@@ -23,17 +23,8 @@ pub(crate) struct SessionSignal {
     turn: AtomicU64,
     /// Set at the forced end.
     forced: AtomicBool,
-    /// Woken for the session's own I/O (the socket).
-    socket: AtomicWaker,
-    /// Woken for the task that runs the session.
+    /// The task that runs the session (it owns the close).
     task: AtomicWaker,
-}
-
-/// Which waiter polls a [`SessionSignal`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Waiter {
-    Socket,
-    Task,
 }
 
 impl SessionSignal {
@@ -44,7 +35,6 @@ impl SessionSignal {
             .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.socket.wake();
             self.task.wake();
         }
     }
@@ -60,11 +50,12 @@ impl SessionSignal {
         self.forced.load(Ordering::Acquire)
     }
 
-    pub(crate) fn register(&self, cx: &Context<'_>, who: Waiter) {
-        match who {
-            Waiter::Socket => self.socket.register(cx.waker()),
-            Waiter::Task => self.task.register(cx.waker()),
-        }
+    pub(crate) fn register_task(&self, cx: &Context<'_>) {
+        self.task.register(cx.waker());
+    }
+
+    pub(crate) fn wake_task(&self) {
+        self.task.wake();
     }
 
     pub(crate) fn turn(&self) -> Option<CloseHint> {
@@ -74,11 +65,11 @@ impl SessionSignal {
         }
     }
 
-    pub(crate) fn poll_turn(&self, cx: &mut Context<'_>, who: Waiter) -> Poll<CloseHint> {
+    pub(crate) fn poll_turn(&self, cx: &mut Context<'_>) -> Poll<CloseHint> {
         if let Some(h) = self.turn() {
             return Poll::Ready(h);
         }
-        self.register(cx, who);
+        self.register_task(cx);
         match self.turn() {
             Some(h) => Poll::Ready(h),
             None => Poll::Pending,
@@ -102,6 +93,38 @@ struct Slots {
 }
 
 const NONE: usize = usize::MAX;
+
+/// Why a session could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refused {
+    /// [`DrainPolicy::max_sessions`](crate::DrainPolicy::max_sessions)
+    /// sessions are live.
+    MaxSessions,
+    /// The drain reached its forced end: nothing new may start.
+    Ended,
+}
+
+impl Refused {
+    /// Lowercase name for logs and metrics: `max_sessions`, `ended`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Refused::MaxSessions => "max_sessions",
+            Refused::Ended => "ended",
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::MaxSessions => f.write_str("the server is at its session limit"),
+            Refused::Ended => f.write_str("the server is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// What registering a session found.
 pub(crate) struct Registered {
@@ -139,12 +162,16 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a session, unless `limit` sessions are live already.
-    pub(crate) fn register(&self, limit: Option<usize>) -> Option<Registered> {
+    /// Registers a session, unless `limit` sessions are live already or the
+    /// forced end came (a session then could never be forced).
+    pub(crate) fn register(&self, limit: Option<usize>) -> Result<Registered, Refused> {
         let signal = Arc::new(SessionSignal::default());
         let mut s = self.lock();
+        if s.forced {
+            return Err(Refused::Ended);
+        }
         if limit.is_some_and(|max| s.live >= max) {
-            return None;
+            return Err(Refused::MaxSessions);
         }
         let key = if s.free_head != NONE {
             let key = s.free_head;
@@ -160,7 +187,7 @@ impl Registry {
         };
         s.live += 1;
         self.live.store(s.live, Ordering::Release);
-        Some(Registered {
+        Ok(Registered {
             key,
             signal,
             late: s.closing,
@@ -224,7 +251,7 @@ mod tests {
         let a = r.register(None).unwrap();
         let b = r.register(Some(2)).unwrap();
         assert_eq!(r.live(), 2);
-        assert!(r.register(Some(2)).is_none(), "limit reached");
+        assert_eq!(r.register(Some(2)).err(), Some(Refused::MaxSessions));
         assert_eq!(r.unregister(a.key), (1, false));
         let c = r.register(Some(2)).unwrap();
         assert_eq!(c.key, a.key, "freed slot is reused");
@@ -247,6 +274,11 @@ mod tests {
         assert!(r.register(None).unwrap().late);
         assert_eq!(r.force(), 2);
         assert!(r.unregister(0).1);
+        assert_eq!(
+            r.register(None).err(),
+            Some(Refused::Ended),
+            "nothing registers after the forced end"
+        );
     }
 
     #[test]
