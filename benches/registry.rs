@@ -2,7 +2,7 @@
 //!
 //! Run with `cargo bench --bench registry`.
 //!
-//! * `register_unregister`: `drain.register_session()` and dropping the guard,
+//! * `register_unregister`: `drain.register_session().expect("registered")` and dropping the guard,
 //!   on one thread, and on two threads at once (the lock contended), with
 //!   10,000 other sessions live;
 //! * `close_schedule/plan_100k`: what the scheduler does before its first
@@ -35,11 +35,13 @@ fn window0() -> DrainPolicy {
 fn register_unregister(c: &mut Criterion) {
     let controller = DrainController::new(DrainPolicy::default());
     let drain = controller.drain();
-    let _live: Vec<_> = (0..LIVE_BESIDE).map(|_| drain.register_session()).collect();
+    let _live: Vec<_> = (0..LIVE_BESIDE)
+        .map(|_| drain.register_session().expect("registered"))
+        .collect();
     let mut group = c.benchmark_group("register_unregister");
     group.throughput(Throughput::Elements(1));
     group.bench_function("1_thread", |b| {
-        b.iter(|| drop(black_box(drain.register_session())));
+        b.iter(|| drop(black_box(drain.register_session().expect("registered"))));
     });
     // Each iteration is one register+drop on each of two threads at once.
     group.throughput(Throughput::Elements(2));
@@ -50,13 +52,13 @@ fn register_unregister(c: &mut Criterion) {
                 let worker = s.spawn(|| {
                     barrier.wait();
                     for _ in 0..iters {
-                        drop(black_box(drain.register_session()));
+                        drop(black_box(drain.register_session().expect("registered")));
                     }
                 });
                 barrier.wait();
                 let start = Instant::now();
                 for _ in 0..iters {
-                    drop(black_box(drain.register_session()));
+                    drop(black_box(drain.register_session().expect("registered")));
                 }
                 worker.join().expect("worker");
                 start
@@ -94,7 +96,9 @@ fn close_schedule(c: &mut Criterion, rt: &Runtime) {
             for _ in 0..iters {
                 let controller = Arc::new(DrainController::new(window0()));
                 let drain = controller.drain();
-                let guards: Vec<_> = (0..SCHEDULED).map(|_| drain.register_session()).collect();
+                let guards: Vec<_> = (0..SCHEDULED)
+                    .map(|_| drain.register_session().expect("registered"))
+                    .collect();
                 let run = rt.spawn({
                     let controller = controller.clone();
                     async move { controller.run().await }

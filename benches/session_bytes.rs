@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo bench --bench session_bytes` (`-- --quick` for fewer sessions).
 //!
-//! 1. Registration alone: live heap after `drain.register_session()` for N
+//! 1. Registration alone: live heap after `drain.register_session().expect("registered")` for N
 //!    sessions, per session (the registry slot, amortised over the slot
 //!    vector's growth, and the session's close signal).
 //! 2. Everything wsdrain adds to a live WebSocket session: N idle echo
@@ -36,7 +36,7 @@ fn registration(n: usize) -> f64 {
     let mut guards = Vec::with_capacity(n);
     let before = live_heap();
     for _ in 0..n {
-        guards.push(drain.register_session());
+        guards.push(drain.register_session().expect("registered"));
     }
     let after = live_heap();
     drop(guards);

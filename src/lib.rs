@@ -2,9 +2,9 @@
 
 pub use wsdrain_core::{
     Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy, DrainPolicyBuilder,
-    DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError, ResponseFuture,
-    SessionGuard, SessionOutcome, SignalListener, Status, TurnWatch, is_upgrade_request, policy,
-    schedule,
+    DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError, Refused, ResponseFuture,
+    SessionGuard, SessionOutcome, SignalListener, Status, UpgradeClaim, is_upgrade_request, policy,
+    schedule, ws,
 };
 pub use wsdrain_protocol as protocol;
 pub use wsdrain_protocol::CloseHint;

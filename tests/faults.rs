@@ -613,8 +613,9 @@ async fn a_handler_that_ignores_every_signal_is_cut_and_closed_for_it() {
         Ending::Closed { code, reason, at } => {
             assert_eq!(code, 1001, "{reason}");
             assert!(hint_ms(&reason).is_some(), "{reason}");
-            // Cut `close_timeout` after its turn, then closed by the library.
-            assert!(at - t0 >= close_timeout, "closed after {:?}", at - t0);
+            // The session task sends the Close at its turn, though the
+            // handler never polls the socket.
+            assert!(at - t0 < close_timeout, "closed after {:?}", at - t0);
         }
         other => panic!("the ignoring handler's session: {other:?}"),
     }
@@ -622,6 +623,9 @@ async fn a_handler_that_ignores_every_signal_is_cut_and_closed_for_it() {
     let report = server.report().await;
     assert!(report.is_clean(), "{report}");
     assert!(report.total < deadline, "{report}");
+    // The handlers that cannot learn of their close are cut `close_timeout`
+    // after it, and waited for until then.
+    assert!(report.total >= close_timeout, "{report}");
     assert_eq!(report.closed_clean, 7, "{report}");
 }
 

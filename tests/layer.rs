@@ -61,7 +61,7 @@ async fn closing_refuses_upgrades_only() {
     assert_eq!(upgrade.status, 101, "served before closing");
 
     // A session we hold keeps the drain in Closing while we look.
-    let held = s.drain.register_session();
+    let held = s.drain.register_session().expect("registered");
     s.controller.begin();
     s.drain.closing().await;
 
@@ -115,7 +115,7 @@ async fn refusing_all_requests_when_closing_is_opt_in() {
         404,
         "paths are configurable"
     );
-    let held = drain.register_session();
+    let held = drain.register_session().expect("registered");
     controller.begin();
     drain.closing().await;
     let hello = http(addr, "/hello", &[]).await;

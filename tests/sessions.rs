@@ -136,7 +136,7 @@ async fn a_session_upgraded_during_closing_is_closed_at_once() {
         }),
     );
     let s = InProc::start(quick_policy().build().unwrap(), router).await;
-    let held = s.drain.register_session(); // keeps the drain in Closing
+    let held = s.drain.register_session().expect("registered"); // keeps the drain in Closing
     let addr = s.addr;
     let client = tokio::spawn(async move {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/late"))

@@ -14,7 +14,6 @@
 
 pub mod admin;
 mod serve;
-mod session;
 mod socket;
 mod upgrade;
 

@@ -14,9 +14,9 @@ use axum::{
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use wsdrain_core::{Drain, SessionGuard};
+use wsdrain_core::{Drain, Refused, SessionGuard, ws};
 
-use crate::{session, socket::GracefulSocket};
+use crate::socket::{Axum, GracefulSocket};
 
 /// Extractor for a WebSocket upgrade whose socket is tracked and closed by
 /// the drain. It takes the same settings as [`WebSocketUpgrade`].
@@ -133,12 +133,14 @@ impl<F> GracefulUpgrade<F> {
         }
     }
 
-    /// Completes the upgrade and runs `callback` on the [`GracefulSocket`].
+    /// Completes the upgrade and runs `callback` on the [`GracefulSocket`],
+    /// beside the session's close ([`ws::run`]).
     ///
     /// The session (registered by the extractor) is released when the
-    /// callback's task ends, a panic included, or here if the upgrade fails.
-    /// The callback is bounded by the drain: it is dropped at the forced end,
-    /// or `close_timeout` after its turn if it ignores the socket.
+    /// callback has returned and the close is over, a panic included, or
+    /// here if the upgrade fails. The callback is bounded by the drain: it is
+    /// dropped at the forced end, or `close_timeout` after its session's
+    /// close was over if it is still running then.
     #[must_use = "to set up the WebSocket connection, this response must be returned"]
     pub fn on_upgrade<C, Fut>(self, callback: C) -> Response
     where
@@ -147,8 +149,12 @@ impl<F> GracefulUpgrade<F> {
         F: OnFailedUpgrade,
     {
         let session = self.session;
-        self.inner
-            .on_upgrade(move |ws| session::run(ws, session, callback))
+        self.inner.on_upgrade(move |socket| {
+            let protocol = socket.protocol().cloned();
+            ws::run::<Axum, _, _>(socket, session, move |socket| {
+                callback(GracefulSocket::new(socket, protocol))
+            })
+        })
     }
 }
 
@@ -166,13 +172,19 @@ where
         let inner = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(GracefulUpgradeRejection::Upgrade)?;
-        let Some(session) = drain.try_register_session() else {
-            tracing::debug!(target: "wsdrain", "upgrade refused: max_sessions reached");
-            let retry = drain.policy().draw_hint().retry_after_header_secs();
-            return Err(GracefulUpgradeRejection::TooManySessions {
-                retry_after_secs: retry,
-            });
-        };
+        let session = drain.register_session().map_err(|refused| {
+            tracing::debug!(target: "wsdrain", reason = refused.as_str(), "upgrade refused");
+            let retry_after_secs = drain.policy().draw_hint().retry_after_header_secs();
+            match refused {
+                Refused::MaxSessions => {
+                    GracefulUpgradeRejection::TooManySessions { retry_after_secs }
+                }
+                _ => GracefulUpgradeRejection::ShuttingDown { retry_after_secs },
+            }
+        })?;
+        if let Some(claim) = parts.extensions.get::<wsdrain_core::UpgradeClaim>() {
+            claim.claim();
+        }
         Ok(GracefulUpgrade { inner, session })
     }
 }
@@ -192,6 +204,12 @@ pub enum GracefulUpgradeRejection {
         /// The `Retry-After` advice, in seconds.
         retry_after_secs: u64,
     },
+    /// The drain reached its forced end: 503 + `Retry-After` +
+    /// `Connection: close`.
+    ShuttingDown {
+        /// The `Retry-After` advice, in seconds.
+        retry_after_secs: u64,
+    },
 }
 
 impl std::fmt::Display for GracefulUpgradeRejection {
@@ -206,6 +224,9 @@ impl std::fmt::Display for GracefulUpgradeRejection {
                 f,
                 "server is at its session limit; retry in {retry_after_secs} s"
             ),
+            GracefulUpgradeRejection::ShuttingDown { retry_after_secs } => {
+                write!(f, "server is shutting down; retry in {retry_after_secs} s")
+            }
         }
     }
 }
@@ -219,7 +240,8 @@ impl IntoResponse for GracefulUpgradeRejection {
                 (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
             }
             GracefulUpgradeRejection::Upgrade(r) => r.into_response(),
-            GracefulUpgradeRejection::TooManySessions { retry_after_secs } => (
+            GracefulUpgradeRejection::TooManySessions { retry_after_secs }
+            | GracefulUpgradeRejection::ShuttingDown { retry_after_secs } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [
                     (header::RETRY_AFTER, HeaderValue::from(retry_after_secs)),

@@ -3,7 +3,10 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -210,8 +213,14 @@ where
             },
             None => {
                 req.extensions_mut().insert(self.drain.clone());
+                let claim = is_upgrade_request(&req).then(|| {
+                    let claim = UpgradeClaim::default();
+                    req.extensions_mut().insert(claim.clone());
+                    claim
+                });
                 Kind::Inner {
                     guard: Some(self.drain.track_request()),
+                    claim,
                     future: self.inner.call(req),
                 }
             }
@@ -238,7 +247,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         Own { response: Option<(Parts, Bytes)> },
-        Inner { #[pin] future: F, guard: Option<RequestGuard> },
+        Inner { #[pin] future: F, guard: Option<RequestGuard>, claim: Option<UpgradeClaim> },
     }
 }
 
@@ -258,7 +267,11 @@ where
                 });
                 Response::from_parts(parts, DrainBody::full(body))
             }
-            KindProj::Inner { future, guard } => {
+            KindProj::Inner {
+                future,
+                guard,
+                claim,
+            } => {
                 let response = match future.poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => {
@@ -268,6 +281,11 @@ where
                     Poll::Ready(Ok(r)) => r,
                 };
                 guard.take();
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && claim.as_ref().is_some_and(|c| !c.is_claimed())
+                {
+                    warn_unclaimed_upgrade();
+                }
                 response.map(|body| DrainBody::Inner { body })
             }
         };
@@ -280,5 +298,38 @@ where
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         Poll::Ready(Ok(response))
+    }
+}
+
+/// Marks an upgrade request whose session was registered with the drain.
+///
+/// [`DrainLayer`] puts one into the extensions of every upgrade request it
+/// passes on; the extractor that registers the upgrade's session (such as
+/// `wsdrain-axum`'s `GracefulUpgrade`) calls [`claim`](Self::claim). A `101`
+/// that comes back unclaimed is a route that escapes the drain (for example
+/// axum's plain `WebSocketUpgrade`): its sessions would see 1006 at the
+/// forced end. The layer logs that once, as a warning.
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeClaim(Arc<AtomicBool>);
+
+impl UpgradeClaim {
+    /// Records that this upgrade's session is registered with the drain.
+    pub fn claim(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_claimed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn warn_unclaimed_upgrade() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: "wsdrain",
+            "a WebSocket upgrade passed DrainLayer without a registered session: \
+             its route escapes the drain (use GracefulUpgrade instead of WebSocketUpgrade)"
+        );
     }
 }
