@@ -19,3 +19,8 @@ pub use wsdrain_axum::{GracefulSocket, GracefulUpgrade, serve};
 /// The reconnecting client that honours close hints.
 #[cfg(feature = "client")]
 pub use wsdrain_client as client;
+
+/// tokio-tungstenite integration: drained sessions for servers that accept
+/// with tokio-tungstenite directly or through hyper's upgrade.
+#[cfg(feature = "tungstenite")]
+pub use wsdrain_tungstenite as tungstenite;

@@ -297,6 +297,23 @@ impl Drain {
         })
     }
 
+    /// Admits a WebSocket upgrade as a session, for servers without
+    /// [`DrainLayer`](crate::DrainLayer) in front (the layer refuses upgrades
+    /// during Closing itself): refused from Closing on, else
+    /// [`register_session`](Self::register_session).
+    ///
+    /// # Errors
+    ///
+    /// [`Refused::Closing`], or what [`register_session`](Self::register_session)
+    /// refuses; answer with 503 + `Retry-After`. Counted as refused upgrades.
+    pub fn register_upgrade(&self) -> Result<SessionGuard, Refused> {
+        if self.phase() >= Phase::Closing {
+            self.count_refused_upgrade(Refused::Closing.as_str());
+            return Err(Refused::Closing);
+        }
+        self.register_session()
+    }
+
     /// Counts an upgrade refused with 503 (`reason`: `closing` or `max_sessions`).
     pub(crate) fn count_refused_upgrade(&self, reason: &'static str) {
         self.shared.refused_upgrades.fetch_add(1, Ordering::Relaxed);

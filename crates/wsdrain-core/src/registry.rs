@@ -98,6 +98,8 @@ const NONE: usize = usize::MAX;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refused {
+    /// The drain is closing sessions: new upgrades go to other servers.
+    Closing,
     /// [`DrainPolicy::max_sessions`](crate::DrainPolicy::max_sessions)
     /// sessions are live.
     MaxSessions,
@@ -106,9 +108,10 @@ pub enum Refused {
 }
 
 impl Refused {
-    /// Lowercase name for logs and metrics: `max_sessions`, `ended`.
+    /// Lowercase name for logs and metrics: `closing`, `max_sessions`, `ended`.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Refused::Closing => "closing",
             Refused::MaxSessions => "max_sessions",
             Refused::Ended => "ended",
         }
@@ -118,6 +121,7 @@ impl Refused {
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Refused::Closing => f.write_str("the server is shutting down"),
             Refused::MaxSessions => f.write_str("the server is at its session limit"),
             Refused::Ended => f.write_str("the server is shutting down"),
         }
