@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{InProc, echo_router, quick_policy, read_to_end, ws_connect};
+use std::time::Duration;
+
+use common::{InProc, RawWs, echo_router, quick_policy, read_to_end, ws_connect};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 fn value(scrape: &str, series: &str) -> f64 {
@@ -58,4 +60,36 @@ async fn sessions_phase_and_closes_are_exported() {
         3.0
     );
     assert_eq!(value(&scrape, "wsdrain_close_handshake_seconds_count"), 3.0);
+
+    // Sessions still live at the forced end are counted as forced: two
+    // silent peers, a second trigger while their handshakes are awaited.
+    let policy = quick_policy()
+        .close_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let s = InProc::start(policy, echo_router()).await;
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(RawWs::connect(s.addr, "/ws").await);
+    }
+    s.controller.begin();
+    for peer in &mut silent {
+        let (op, _) = peer.read_frame().await.unwrap();
+        assert_eq!(op, 8, "the drain's Close");
+    }
+    s.controller.force();
+    for peer in &mut silent {
+        assert!(
+            peer.read_frame().await.is_none(),
+            "dropped at the forced end"
+        );
+    }
+    let report = s.report().await;
+    assert_eq!(report.forced, 2, "{report}");
+    let scrape = handle.render();
+    assert_eq!(
+        value(&scrape, r#"wsdrain_session_closes_total{outcome="forced"}"#),
+        2.0
+    );
+    assert_eq!(value(&scrape, "wsdrain_sessions"), 0.0);
 }
