@@ -170,6 +170,8 @@ where
     Fut: Future<Output = ()> + Send,
 {
     let mut admitted: Option<Result<SessionGuard, Refused>> = None;
+    // The shape tungstenite's handshake callback must have.
+    #[allow(clippy::result_large_err)]
     let callback = |_: &Request, response: Response| {
         let result = drain.register_upgrade();
         let outcome = match &result {

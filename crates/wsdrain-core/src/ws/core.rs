@@ -30,6 +30,9 @@ use wsdrain_protocol::CloseHint;
 use super::{Error, Stack};
 use crate::{Drain, outcome::SessionOutcome, registry::SessionSignal};
 
+/// One item of a session's stream.
+pub(crate) type Received<K> = Result<<K as Stack>::Message, Error<<K as Stack>::Error>>;
+
 /// Messages the peer sends during our close that wait for a reader. Past
 /// this the session task stops reading until the reader takes some; the
 /// close timeout bounds the wait.
@@ -220,7 +223,7 @@ impl<K: Stack> Core<K> {
     pub(crate) fn poll_recv(
         &self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<K::Message, Error<K::Error>>>> {
+    ) -> Poll<Option<Received<K>>> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         inner.reader_seen = true;
