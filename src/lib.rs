@@ -1,10 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 pub use wsdrain_core::{
-    Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy, DrainPolicyBuilder,
-    DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError, ResponseFuture,
-    SessionGuard, SessionOutcome, SignalListener, Status, TurnWatch, is_upgrade_request, policy,
-    schedule,
+    AlwaysReady, Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy,
+    DrainPolicyBuilder, DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError,
+    ReadinessCheck, ResponseFuture, SessionGuard, SessionOutcome, SignalListener, Status,
+    TurnWatch, is_upgrade_request, policy, schedule,
 };
 pub use wsdrain_protocol as protocol;
 pub use wsdrain_protocol::CloseHint;

@@ -44,7 +44,9 @@ mod signal;
 pub use body::DrainBody;
 pub use controller::{DrainController, DrainTrigger};
 pub use drain::{Drain, DrainCause, SessionGuard, SessionOutcome, Status, TurnWatch};
-pub use layer::{DrainLayer, DrainService, ResponseFuture, is_upgrade_request};
+pub use layer::{
+    AlwaysReady, DrainLayer, DrainService, ReadinessCheck, ResponseFuture, is_upgrade_request,
+};
 pub use phase::Phase;
 pub use policy::{DrainPolicy, DrainPolicyBuilder, PolicyError};
 pub use report::{DrainReport, ForcedBy};
