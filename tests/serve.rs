@@ -397,30 +397,32 @@ async fn readiness_hook_in_a_real_process() {
     assert_clean_exit(&mut server);
 }
 
-/// After Closed, a plain HTTP connection that never finishes its request gets
-/// half the deadline margin (1 s here), then the process exits anyway.
-async fn stalled_connection_is_bounded<S>(mut server: Server, mut stream: S)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    // Half a request head: hyper waits for the rest, with no timeout of its own.
-    stream
+/// After Closed, a plain HTTP connection that never finishes its first
+/// request (hyper holds such a connection busy, with no timeout of its own)
+/// gets half the deadline margin (1 s here), then the process exits anyway.
+async fn stalled_connection_is_bounded(mut server: Server) {
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    stalled
         .write_all(b"GET /readyz HTTP/1.1\r\nHost: loc")
         .await
         .unwrap();
-    stream.flush().await.unwrap();
+    // Connections are accepted in order: once a later one is answered, the
+    // stalled one has been accepted and is being read.
+    let later = TcpStream::connect(server.addr).await.unwrap();
+    let live = within("/livez", Duration::from_secs(10), http_on(later, "/livez")).await;
+    assert_eq!(live.status, 200);
     server.signal(Signal::SIGTERM);
     let (code, took) = server.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0));
     assert!(
         took >= Duration::from_millis(900),
-        "the linger was kept: {took:?}"
+        "the stalled connection was waited for, up to the linger: {took:?}"
     );
     let mut rest = Vec::new();
     let end = within(
         "connection closed",
         Duration::from_secs(5),
-        stream.read_to_end(&mut rest),
+        stalled.read_to_end(&mut rest),
     )
     .await;
     assert!(
@@ -431,14 +433,10 @@ where
 
 #[tokio::test]
 async fn serve_bounds_a_stalled_connection_after_closed() {
-    let server = Server::start("echo", ENV, &[]);
-    let stream = TcpStream::connect(server.addr).await.unwrap();
-    stalled_connection_is_bounded(server, stream).await;
+    stalled_connection_is_bounded(Server::start("echo", ENV, &[])).await;
 }
 
 #[tokio::test]
 async fn hyper_example_bounds_a_stalled_connection_after_closed() {
-    let server = Server::start("hyper", ENV, &[]);
-    let stream = TcpStream::connect(server.addr).await.unwrap();
-    stalled_connection_is_bounded(server, stream).await;
+    stalled_connection_is_bounded(Server::start("hyper", ENV, &[])).await;
 }

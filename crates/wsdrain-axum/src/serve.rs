@@ -13,7 +13,7 @@ use wsdrain_core::{DrainController, DrainReport};
 /// Serves `make_service` on `listener` and drives `controller`'s drain;
 /// returns its report once every session is gone or the forced end came.
 ///
-/// It takes what [`axum::serve`] takes: any [`Listener`] (a
+/// It takes what [`axum::serve`](axum::serve()) takes: any [`Listener`] (a
 /// `tokio::net::TcpListener`, a `tokio::net::UnixListener`, one wrapped by
 /// [`ListenerExt::tap_io`](axum::serve::ListenerExt::tap_io)) and a `Router`
 /// or any make-service, such as
