@@ -440,3 +440,38 @@ async fn serve_bounds_a_stalled_connection_after_closed() {
 async fn hyper_example_bounds_a_stalled_connection_after_closed() {
     stalled_connection_is_bounded(Server::start("hyper", ENV, &[])).await;
 }
+
+/// `serve` takes a listener wrapped by axum's `ListenerExt::tap_io`, in
+/// process: the tap runs on every connection, and the drain still ends it.
+#[tokio::test]
+async fn serve_takes_a_tapped_listener() {
+    use axum::serve::ListenerExt;
+    use std::sync::atomic::AtomicUsize;
+
+    let tapped = Arc::new(AtomicUsize::new(0));
+    let t = tapped.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .tap_io(move |tcp| {
+            let _ = tcp.set_nodelay(true);
+            t.fetch_add(1, Ordering::Relaxed);
+        });
+    let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+    let controller = Arc::new(DrainController::new(
+        common::quick_policy().build().unwrap(),
+    ));
+    let app = common::echo_router().layer(DrainLayer::new(controller.drain()));
+    let c = controller.clone();
+    let served = tokio::spawn(async move { wsdrain::serve(listener, app, &c).await });
+
+    let ready = common::http(addr, "/readyz", &[]).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(tapped.load(Ordering::Relaxed), 1, "the tap ran");
+    controller.begin();
+    let report = within("drain", Duration::from_secs(10), served)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.is_clean(), "{report}");
+}
