@@ -62,8 +62,8 @@ use wsdrain_core::{DrainController, DrainReport};
 /// and sessions already accepted go on in their own tasks until they end or
 /// the runtime stops, and a later `run` on the same controller waits for a
 /// Closed that nothing drives. To end early, call
-/// [`DrainController::force`] (or `begin`) and keep awaiting: it returns once
-/// the forced end is done.
+/// [`DrainController::force`] (or `begin`) and keep awaiting: it returns after
+/// the forced end and the bounded wait for plain HTTP connections.
 pub async fn serve<L, M, S>(
     listener: L,
     make_service: M,
