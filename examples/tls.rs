@@ -5,14 +5,14 @@
 //! Run with
 //!
 //! ```sh
-//! cargo run --example tls -- --listen 127.0.0.1:3443 --write-cert /tmp/wsdrain-cert.pem
+//! cargo run --example tls -- --listen 127.0.0.1:3443 --write-cert cert.pem
 //! ```
 //!
 //! Without `--cert PATH --key PATH` (PEM files: a certificate chain and a
 //! private key) it makes a self-signed certificate for `localhost` and
 //! `127.0.0.1` at start; `--write-cert PATH` writes the certificate in use
 //! (PEM) so that a client can trust it, e.g.
-//! `curl --cacert /tmp/wsdrain-cert.pem https://localhost:3443/readyz`.
+//! `curl --cacert cert.pem https://localhost:3443/readyz`.
 //!
 //! The policy comes from `WSDRAIN_*` variables. It prints `listening on
 //! <addr>`, and the drain report on exit (code 0); a bad flag or setting
