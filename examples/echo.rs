@@ -20,16 +20,43 @@
 //! baseline, what axum gives today (axum's own `WebSocketUpgrade` and
 //! `axum::serve(..).with_graceful_shutdown(SIGTERM)`, no wsdrain; `/readyz`
 //! is always 200), for side-by-side comparisons.
+//!
+//! Other servers than the default (they show what `wsdrain::serve` accepts,
+//! and the readiness hook):
+//!
+//! * `--unix PATH`: listen on a Unix socket instead (prints
+//!   `listening on unix:PATH`);
+//! * `--connect-info`: serve with `ConnectInfo<SocketAddr>`, and answer
+//!   `GET /peer` with the client's address;
+//! * `--warm-up`: `/readyz` says 503 (the application is not ready) until the
+//!   process gets SIGUSR1, the application's own readiness joined with the
+//!   drain's through `DrainLayer::readiness`.
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
-use axum::{Router, extract::ws::Message, response::Response, routing::get};
+use axum::{
+    Router,
+    extract::{ConnectInfo, ws::Message},
+    response::Response,
+    routing::get,
+};
 use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, GracefulUpgrade};
 
 struct Args {
     listen: SocketAddr,
     read_buffer: Option<usize>,
     plain: bool,
+    unix: Option<PathBuf>,
+    connect_info: bool,
+    warm_up: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -37,6 +64,9 @@ fn parse_args() -> Result<Args, String> {
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
         read_buffer: None,
         plain: false,
+        unix: None,
+        connect_info: false,
+        warm_up: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,14 +86,20 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             "--plain" => args.plain = true,
+            "--unix" => args.unix = Some(value("--unix")?.into()),
+            "--connect-info" => args.connect_info = true,
+            "--warm-up" => args.warm_up = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: echo [--listen ADDR] [--read-buffer BYTES] [--plain]   (policy from WSDRAIN_*)"
+                    "usage: echo [--listen ADDR | --unix PATH] [--read-buffer BYTES] [--plain] [--connect-info] [--warm-up]   (policy from WSDRAIN_*)"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.unix.is_some() && (args.connect_info || args.plain) {
+        return Err("--unix goes with neither --connect-info nor --plain".into());
     }
     Ok(args)
 }
@@ -201,19 +237,58 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let read_buffer = args.read_buffer;
-        let app = Router::new()
-            .route(
-                "/ws",
-                get(move |upgrade: GracefulUpgrade| async move {
-                    let upgrade = match read_buffer {
-                        Some(n) => upgrade.read_buffer_size(n),
-                        None => upgrade,
-                    };
-                    let response: Response = upgrade.on_upgrade(echo);
-                    response
-                }),
-            )
-            .layer(DrainLayer::new(controller.drain()));
+        let mut layer = DrainLayer::new(controller.drain());
+        if args.warm_up {
+            // Installed before `listening on`: a SIGUSR1 sent after it is kept.
+            let mut usr1 =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("echo: cannot install the SIGUSR1 handler: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+            let warm = Arc::new(AtomicBool::new(false));
+            let w = warm.clone();
+            tokio::spawn(async move {
+                if usr1.recv().await.is_some() {
+                    w.store(true, Ordering::Release);
+                }
+            });
+            layer = layer.readiness(move || warm.load(Ordering::Acquire));
+        }
+        let mut app = Router::new().route(
+            "/ws",
+            get(move |upgrade: GracefulUpgrade| async move {
+                let upgrade = match read_buffer {
+                    Some(n) => upgrade.read_buffer_size(n),
+                    None => upgrade,
+                };
+                let response: Response = upgrade.on_upgrade(echo);
+                response
+            }),
+        );
+        if args.connect_info {
+            app = app.route(
+                "/peer",
+                get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+            );
+        }
+        let app = app.layer(layer);
+        if let Some(path) = &args.unix {
+            let listener = match tokio::net::UnixListener::bind(path) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("echo: cannot listen on {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!("listening on unix:{}", path.display());
+            let served = wsdrain::serve(listener, app, &controller).await;
+            let _ = std::fs::remove_file(path);
+            return finish(served);
+        }
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -231,15 +306,24 @@ fn main() -> ExitCode {
                 }
             });
         }
-        match wsdrain::serve(listener, app, &controller).await {
-            Ok(report) => {
-                println!("drained: {report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("echo: server error: {e}");
-                ExitCode::FAILURE
-            }
+        if args.connect_info {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            finish(wsdrain::serve(listener, app, &controller).await)
+        } else {
+            finish(wsdrain::serve(listener, app, &controller).await)
         }
     })
+}
+
+fn finish(served: std::io::Result<wsdrain::DrainReport>) -> ExitCode {
+    match served {
+        Ok(report) => {
+            println!("drained: {report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("echo: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,10 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 pub use wsdrain_core::{
-    Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy, DrainPolicyBuilder,
-    DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError, Refused, ResponseFuture,
-    SessionGuard, SessionOutcome, SignalListener, Status, UpgradeClaim, is_upgrade_request, policy,
-    schedule, ws,
+    AlwaysReady, Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy,
+    DrainPolicyBuilder, DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError,
+    ReadinessCheck, Refused, ResponseFuture, SessionGuard, SessionOutcome, SignalListener, Status,
+    UpgradeClaim, is_upgrade_request, policy, schedule, ws,
 };
 pub use wsdrain_protocol as protocol;
 pub use wsdrain_protocol::CloseHint;

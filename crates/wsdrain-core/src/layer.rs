@@ -1,6 +1,7 @@
 //! [`DrainLayer`]: readiness and liveness endpoints, and the HTTP drain gate.
 
 use std::{
+    fmt,
     future::Future,
     pin::Pin,
     sync::{
@@ -27,13 +28,57 @@ struct Config {
     readiness_path: String,
     liveness_path: String,
     refuse_requests_when_closing: bool,
+    readiness: Hook,
+}
+
+/// The application's own readiness, combined with the drain's in `/readyz`
+/// (set with [`DrainLayer::readiness`]): the database is down, the caches are
+/// not warm yet. Any `Fn() -> bool + Send + Sync + 'static` is one.
+///
+/// It is asked on every readiness probe while Serving (from Draining on the
+/// answer is 503 whatever it says), on the request's task: make it cheap and
+/// non-blocking, e.g. load an `AtomicBool` that the application's own checks
+/// keep up to date.
+pub trait ReadinessCheck: Send + Sync + 'static {
+    /// True when the application can take new traffic.
+    fn is_ready(&self) -> bool;
+}
+
+impl<F> ReadinessCheck for F
+where
+    F: Fn() -> bool + Send + Sync + 'static,
+{
+    fn is_ready(&self) -> bool {
+        self()
+    }
+}
+
+/// The default [`ReadinessCheck`]: always ready, so the drain alone decides.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysReady;
+
+impl ReadinessCheck for AlwaysReady {
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Clone)]
+struct Hook(Arc<dyn ReadinessCheck>);
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReadinessCheck")
+    }
 }
 
 /// Applies [`DrainService`]: readiness and liveness endpoints, and the HTTP
 /// drain gate.
 ///
 /// * `/readyz`: 200 while Serving, 503 from the first instant of Draining;
-///   body `{"phase":"draining","sessions":N}`.
+///   body `{"phase":"draining","sessions":N}`. The application's own
+///   conditions join in through [`readiness`](DrainLayer::readiness): 503
+///   while Serving if they say no.
 /// * `/livez`: 200 until the process exits, same body.
 /// * From Draining on, HTTP/1 responses carry `Connection: close`, so
 ///   keep-alive clients move to other pods.
@@ -76,6 +121,7 @@ impl DrainLayer {
                 readiness_path: "/readyz".into(),
                 liveness_path: "/livez".into(),
                 refuse_requests_when_closing: false,
+                readiness: Hook(Arc::new(AlwaysReady)),
             }),
         }
     }
@@ -100,6 +146,28 @@ impl DrainLayer {
     /// `Retry-After` (default: false, plain requests are served).
     pub fn refuse_requests_when_closing(mut self, refuse: bool) -> Self {
         self.config_mut().refuse_requests_when_closing = refuse;
+        self
+    }
+
+    /// Combines the application's own readiness with the drain's: `/readyz`
+    /// answers 503 while `check` says no, even while Serving (default:
+    /// [`AlwaysReady`]). The body keeps its shape, so a 503 with
+    /// `"phase":"serving"` means the application is not ready. Liveness is
+    /// not affected.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// use wsdrain_core::{DrainController, DrainLayer, DrainPolicy};
+    ///
+    /// let controller = DrainController::new(DrainPolicy::default());
+    /// let warm = Arc::new(AtomicBool::new(false)); // set by the warm-up task
+    /// let w = warm.clone();
+    /// let layer = DrainLayer::new(controller.drain())
+    ///     .readiness(move || w.load(Ordering::Acquire));
+    /// # let _ = layer;
+    /// ```
+    pub fn readiness(mut self, check: impl ReadinessCheck) -> Self {
+        self.config_mut().readiness = Hook(Arc::new(check));
         self
     }
 }
@@ -141,9 +209,10 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
         })
 }
 
-fn health(drain: &Drain, ready_check: bool) -> (Parts, Bytes) {
+fn health(drain: &Drain, readiness: Option<&dyn ReadinessCheck>) -> (Parts, Bytes) {
     let status = drain.status();
-    let code = if ready_check && status.phase >= Phase::Draining {
+    let ready = |r: &dyn ReadinessCheck| status.phase < Phase::Draining && r.is_ready();
+    let code = if readiness.is_some_and(|r| !ready(r)) {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
@@ -194,9 +263,9 @@ where
         let http1 = req.version() <= Version::HTTP_11;
         let path = req.uri().path();
         let own = if path == self.config.readiness_path {
-            Some(health(&self.drain, true))
+            Some(health(&self.drain, Some(&*self.config.readiness.0)))
         } else if path == self.config.liveness_path {
-            Some(health(&self.drain, false))
+            Some(health(&self.drain, None))
         } else if self.drain.phase() >= Phase::Closing {
             let upgrade = is_upgrade_request(&req);
             if upgrade {

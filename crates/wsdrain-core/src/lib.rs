@@ -46,7 +46,10 @@ pub mod ws;
 pub use body::DrainBody;
 pub use controller::{DrainController, DrainTrigger};
 pub use drain::{Drain, DrainCause, SessionGuard, Status};
-pub use layer::{DrainLayer, DrainService, ResponseFuture, UpgradeClaim, is_upgrade_request};
+pub use layer::{
+    AlwaysReady, DrainLayer, DrainService, ReadinessCheck, ResponseFuture, UpgradeClaim,
+    is_upgrade_request,
+};
 pub use outcome::SessionOutcome;
 pub use phase::Phase;
 pub use policy::{DrainPolicy, DrainPolicyBuilder, PolicyError};

@@ -220,10 +220,7 @@ impl<K: Stack> Core<K> {
 
     // ---- the application's side -------------------------------------------
 
-    pub(crate) fn poll_recv(
-        &self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Received<K>>> {
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Received<K>>> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         inner.reader_seen = true;
