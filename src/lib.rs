@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use wsdrain_core::{
     AlwaysReady, Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy,

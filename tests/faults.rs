@@ -5,6 +5,7 @@
 mod common;
 
 use std::{
+    os::unix::process::ExitStatusExt,
     process::{Command, Stdio},
     sync::{
         Arc,
@@ -639,58 +640,106 @@ impl Drop for Reaper {
     }
 }
 
-/// True once the process runs wsdrain's signal thread: its handlers are
-/// registered (the thread starts right after).
-fn listens_for_signals(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|t| {
-        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "wsdrain-signals")
-    })
+/// Starts `signals start-up`; with `hold`, its start-up waits after
+/// `listen_for_signals` until a line arrives on stdin.
+fn start_up(hold: bool) -> Reaper {
+    let mut cmd = Command::new(common::example("signals"));
+    cmd.arg("start-up");
+    if hold {
+        cmd.arg("--hold").stdin(Stdio::piped());
+    } else {
+        cmd.stdin(Stdio::null());
+    }
+    let child = cmd
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Reaper(child)
 }
 
+/// Waits for the exit (at most 15 s) and returns it with the rest of stdout.
+fn exit_and_output(child: &mut Reaper, what: &str) -> (std::process::ExitStatus, String) {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{what}: still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    (status, out)
+}
+
+/// A SIGTERM that arrives after `listen_for_signals` returned, while the
+/// start-up is held before the runtime and the listener exist, is kept: the
+/// process drains and exits 0.
 #[test]
 fn sigterm_during_start_up_exits_zero() {
-    for round in 0..10 {
-        let child = Command::new(common::example("echo"))
-            .args(["--listen", "127.0.0.1:0"])
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("RUST_LOG", "warn")
-            .envs(FAULTS.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut child = Reaper(child);
-        let pid = child.0.id();
-        // As early as the process can take a SIGTERM: the example registers its
-        // handlers before it builds the runtime or binds the listener.
-        let start = Instant::now();
-        while !listens_for_signals(pid) {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "round {round}: no signal thread"
-            );
-            std::thread::yield_now();
-        }
-        nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
-        let status = loop {
-            if let Some(status) = child.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "round {round}: still running 10 s after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    for round in 0..3 {
+        let mut child = start_up(true);
+        let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert_eq!(line.trim(), "listening for signals", "round {round}");
+        let pid = Pid::from_raw(child.0.id() as i32);
+        nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+        // Only now does the start-up go on: runtime, listener, serve.
+        std::io::Write::write_all(&mut child.0.stdin.take().unwrap(), b"go\n").unwrap();
+        child.0.stdout = Some(stdout.into_inner());
+        let (status, out) = exit_and_output(&mut child, &format!("round {round}"));
+        assert_eq!(status.code(), Some(0), "round {round}: {status:?} {out}");
         assert!(
             out.contains("drained: drain by SIGTERM"),
             "round {round}: {out}"
         );
     }
+}
+
+/// A SIGTERM at any moment of a start-up that listens first thing in `main`
+/// (before any other thread exists) either comes before the handlers and
+/// ends the process by the signal, or drains it: it is never lost (a lost
+/// one leaves the process running, then exit code 3). The moments sweep
+/// from the spawn to past the point where the handlers are in place, to
+/// cross the registration itself.
+#[test]
+fn sigterm_at_any_moment_of_start_up_kills_or_drains_never_is_lost() {
+    // How long a start-up takes to get its handlers in place, here and now.
+    let mut ready = Duration::ZERO;
+    for _ in 0..3 {
+        let mut child = start_up(true);
+        let t0 = Instant::now();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.0.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        ready = ready.max(t0.elapsed());
+    }
+    let rounds = 60u32;
+    let (mut killed, mut drained) = (0, 0);
+    for round in 0..rounds {
+        let delay = ready * 3 / 2 * round / rounds;
+        let mut child = start_up(false);
+        std::thread::sleep(delay);
+        nix::sys::signal::kill(Pid::from_raw(child.0.id() as i32), Signal::SIGTERM).unwrap();
+        let what = format!("round {round} (SIGTERM {delay:?} after spawn)");
+        let (status, out) = exit_and_output(&mut child, &what);
+        if status.signal() == Some(Signal::SIGTERM as i32) {
+            killed += 1;
+        } else {
+            assert_eq!(status.code(), Some(0), "{what}: {status:?} {out}");
+            assert!(out.contains("drained: drain by SIGTERM"), "{what}: {out}");
+            drained += 1;
+        }
+    }
+    eprintln!("{killed} ended by the signal before the handlers, {drained} drained");
+    assert!(drained > 0, "no SIGTERM came after the handlers: {ready:?}");
 }

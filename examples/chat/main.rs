@@ -159,7 +159,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Signals first: a SIGTERM during start-up is kept, not lost.
+    // Signals first, while this is the only thread: from here on no SIGTERM
+    // is lost, even before the runtime or the listener exist.
     let controller = DrainController::new(policy);
     let _signals = match controller.listen_for_signals() {
         Ok(s) => s,

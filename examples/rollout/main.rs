@@ -66,7 +66,7 @@ fleet and load
 
 drain policy (passed to the replicas as WSDRAIN_*; scaled for a quick run)
   --drain-delay DUR     default 1s   (5s in a pod)
-  --close-window DUR    default 3s   (15s)
+  --close-window DUR    default 3s   (12s)
   --close-timeout DUR   default 2s   (5s)
   --grace DUR           default 10s  (30s); also when the kubelet here sends SIGKILL
   --retry-after-min DUR default 500ms (1s)

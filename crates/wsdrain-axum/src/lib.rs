@@ -11,6 +11,7 @@
 //! watching a connection the moment it is upgraded (so every client sees
 //! 1006), sessions here are registered, closed one by one with a hint, and
 //! waited for, with a forced end that always comes.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
 mod serve;

@@ -68,6 +68,7 @@
 //! Unlike Python `websockets`' `connect()` iterator, which reconnects at once
 //! after an established connection closes, this client waits for the hint, so
 //! a fleet of clients does not return in one burst.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 pub mod retry;

@@ -26,8 +26,9 @@
 //! |---|---|---|---|---|---|
 //! | Serving | 200 | 200 | normal | accepted | normal |
 //! | Draining (first SIGTERM) | 503 | 200 | `Connection: close` | accepted | normal |
-//! | Closing (+`drain_delay`, 5 s) | 503 | 200 | `Connection: close` | 503 + `Retry-After` | closed one by one over `close_window` (15 s) with `Close(1001, hint)` |
+//! | Closing (+`drain_delay`, 5 s) | 503 | 200 | `Connection: close` | 503 + `Retry-After` | closed one by one over `close_window` (12 s) with `Close(1001, hint)` |
 //! | Closed (all gone, or deadline) | 503 | 200 | listener closes | — | stragglers dropped |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod controller;

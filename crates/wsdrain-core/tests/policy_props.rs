@@ -23,11 +23,41 @@ fn value() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>(),
         "[ \t]{0,2}[0-9.]{0,25}[ \t]{0,2}(ms|s|m|min|h|us|S|Ms|)[ \t]{0,2}",
+        "([0-9]{1,4}(\\.[0-9]{1,3})?[ ]?(h|m|s|ms|Min|SECS|hour|us|d)[ ]?){1,4}",
         "-?[0-9]{1,6}(\\.[0-9]{0,4})?(e[0-9]{1,3})?(ms|s|m|h)",
         "[0-9]{15,400}(ms|s|m|h)",
         "[0-9]{1,6}",
         "[\\PC]{0,12}",
     ]
+}
+
+/// Go's `time.Duration.String()` for a whole number of milliseconds.
+fn go_string(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1_000 {
+        return format!("{ms}ms");
+    }
+    let (h, m, s, frac) = (
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1_000 % 60,
+        ms % 1_000,
+    );
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&s.to_string());
+    if frac > 0 {
+        out.push_str(format!(".{frac:03}").trim_end_matches('0'));
+    }
+    out.push('s');
+    out
 }
 
 fn lookup<'a>(vars: &'a HashMap<&'static str, String>) -> impl Fn(&str) -> Option<String> + 'a {
@@ -69,6 +99,74 @@ proptest! {
             _ => Duration::from_secs(n * 3600),
         };
         prop_assert_eq!(parse_duration(&format!("{n}{unit}")), Some(expected));
+    }
+
+    /// Compound durations, Go's way (`1h2m3s`, `2m500ms`), any subset of
+    /// parts in order, units in any case and long or short, parse exactly.
+    #[test]
+    fn compound_durations_parse_exactly(
+        parts in prop::collection::vec((0u64..100_000, any::<bool>(), 0usize..4, 0u8..3), 4),
+        spaced in any::<bool>(),
+    ) {
+        // (name forms, ms per unit), largest first, as the parser requires.
+        let units: [(&[&str], u64); 4] = [
+            (&["h", "hr", "hrs", "hour", "hours"], 3_600_000),
+            (&["m", "min", "mins", "minute"], 60_000),
+            (&["s", "sec", "secs", "seconds"], 1_000),
+            (&["ms", "msec", "msecs", "milliseconds"], 1),
+        ];
+        let mut text = String::new();
+        let mut expected = Duration::ZERO;
+        for ((n, present, form, case), (names, unit_ms)) in parts.iter().zip(units) {
+            if !present {
+                continue;
+            }
+            let name = names[*form % names.len()];
+            let name = match case {
+                0 => name.to_owned(),
+                1 => name.to_ascii_uppercase(),
+                _ => name[..1].to_ascii_uppercase() + &name[1..],
+            };
+            if spaced && !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&format!("{n}{name}"));
+            expected += Duration::from_millis(n * unit_ms);
+        }
+        if text.is_empty() {
+            text.push('0');
+        }
+        prop_assert_eq!(parse_duration(&text), Some(expected), "{:?}", text);
+    }
+
+    /// What Go's `time.Duration.String()` prints (here for whole
+    /// milliseconds: `1h2m3.5s`, `500ms`, `0s`) parses back to the same value.
+    #[test]
+    fn go_duration_strings_round_trip(ms in prop_oneof![0u64..2_000, 0u64..400_000_000]) {
+        let text = go_string(ms);
+        prop_assert_eq!(parse_duration(&text), Some(Duration::from_millis(ms)), "{}", text);
+    }
+
+    /// Units are case-insensitive: upper-casing the ASCII of any text changes
+    /// nothing about what it parses to.
+    #[test]
+    fn units_ignore_ascii_case(text in value()) {
+        prop_assert_eq!(parse_duration(&text.to_ascii_uppercase()), parse_duration(&text));
+        prop_assert_eq!(parse_duration(&text.to_ascii_lowercase()), parse_duration(&text));
+    }
+
+    /// A number followed by an unknown unit, or by none (except a bare `0`),
+    /// is refused.
+    #[test]
+    fn unknown_or_missing_units_are_refused(n in 0u64..1_000_000, unit in "[a-zA-Z]{0,8}") {
+        let known = [
+            "ms", "msec", "msecs", "millisecond", "milliseconds", "s", "sec", "secs", "second",
+            "seconds", "m", "min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours",
+        ];
+        let text = format!("{n}{unit}");
+        let accepted = parse_duration(&text).is_some();
+        let expected = known.iter().any(|k| k.eq_ignore_ascii_case(&unit)) || (unit.is_empty() && n == 0);
+        prop_assert_eq!(accepted, expected, "{:?}", text);
     }
 
     /// One variable set to anything: a policy, or an error naming that
@@ -138,7 +236,8 @@ proptest! {
         lo in 0u64..5_000,
         spread in 0u64..5_000,
     ) {
-        let grace = 2_000 + delay + window + timeout + extra;
+        // The slowest session: delay + window + 2 × timeout, before grace − 2 s.
+        let grace = 2_000 + delay + window + 2 * timeout + extra;
         let vars = HashMap::from([
             (ENV_DRAIN_DELAY, format!("{delay}ms")),
             (ENV_CLOSE_WINDOW, format!("{window}ms")),

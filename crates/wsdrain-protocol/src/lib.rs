@@ -59,6 +59,7 @@
 //! // The same advice on a rejected upgrade: `Retry-After` in whole seconds, rounded up.
 //! assert_eq!(hint.retry_after_header_secs(), 2);
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod check;
 pub mod code;

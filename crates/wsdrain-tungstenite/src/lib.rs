@@ -51,6 +51,8 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::{fmt, future::Future, marker::PhantomData};
 
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -1,0 +1,117 @@
+//! [`PolicyError`]: why a policy was refused, naming the settings.
+
+use std::{error::Error, fmt, time::Duration};
+
+use super::env::{
+    ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_GRACE_PERIOD,
+    ENV_MAX_SESSIONS, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN,
+};
+use super::slowest_close;
+
+/// Why a policy was refused. Each message names the setting and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A duration setting did not parse.
+    InvalidDuration {
+        /// The variable, e.g. `WSDRAIN_CLOSE_WINDOW`.
+        setting: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// A numeric setting did not parse.
+    InvalidNumber {
+        /// The variable, e.g. `WSDRAIN_CLOSE_CODE`.
+        setting: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// A close code a server may not send.
+    ForbiddenCloseCode {
+        /// The code.
+        code: u16,
+        /// Why it is refused.
+        why: String,
+    },
+    /// The retry-after minimum is above its maximum.
+    RetryRange {
+        /// `WSDRAIN_RETRY_AFTER_MIN`.
+        min: Duration,
+        /// `WSDRAIN_RETRY_AFTER_MAX`.
+        max: Duration,
+    },
+    /// `close_timeout` is zero: the close handshake must be awaited.
+    ZeroCloseTimeout,
+    /// `min_close_rate` is zero.
+    ZeroCloseRate,
+    /// `max_sessions` is zero: no session could ever be accepted.
+    ZeroMaxSessions,
+    /// The slowest session's path, `drain_delay + close_window + 2 ×
+    /// close_timeout`, does not fit before the forced end.
+    Budget {
+        /// `WSDRAIN_DRAIN_DELAY`.
+        drain_delay: Duration,
+        /// `WSDRAIN_CLOSE_WINDOW`.
+        close_window: Duration,
+        /// `WSDRAIN_CLOSE_TIMEOUT`.
+        close_timeout: Duration,
+        /// `WSDRAIN_GRACE_PERIOD`.
+        grace_period: Duration,
+        /// The margin before the grace period ends.
+        deadline_margin: Duration,
+    },
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::InvalidDuration { setting, value } => write!(
+                f,
+                "{setting}: invalid duration {value:?} (write e.g. 5s, 1500ms, 1m30s)"
+            ),
+            PolicyError::InvalidNumber { setting, value } => {
+                write!(f, "{setting}: invalid number {value:?}")
+            }
+            PolicyError::ForbiddenCloseCode { code, why } => {
+                write!(f, "{ENV_CLOSE_CODE} (close_code) = {code}: {why}")
+            }
+            PolicyError::RetryRange { min, max } => write!(
+                f,
+                "{ENV_RETRY_AFTER_MIN} ({min:?}) is above {ENV_RETRY_AFTER_MAX} ({max:?})"
+            ),
+            PolicyError::ZeroCloseTimeout => write!(
+                f,
+                "{ENV_CLOSE_TIMEOUT} (close_timeout) = 0s: the close handshake needs time to be awaited"
+            ),
+            PolicyError::ZeroCloseRate => write!(f, "min_close_rate = 0: it must be at least 1"),
+            PolicyError::ZeroMaxSessions => write!(
+                f,
+                "{ENV_MAX_SESSIONS} (max_sessions) = 0: no session could be accepted; leave it unset for no limit"
+            ),
+            PolicyError::Budget {
+                drain_delay,
+                close_window,
+                close_timeout,
+                grace_period,
+                deadline_margin,
+            } => {
+                let needed = slowest_close(*drain_delay, *close_window, *close_timeout)
+                    .map_or_else(
+                        || "more than can be counted".to_owned(),
+                        |d| format!("{d:?}"),
+                    );
+                write!(
+                    f,
+                    "timings do not fit the grace period: the slowest session needs \
+                     {ENV_DRAIN_DELAY} ({drain_delay:?}) + {ENV_CLOSE_WINDOW} ({close_window:?}) + \
+                     2 × {ENV_CLOSE_TIMEOUT} ({close_timeout:?}) = {needed} (its turn, its close \
+                     handshake, then its handler's grace), but the forced end comes at \
+                     {ENV_GRACE_PERIOD} ({grace_period:?}) minus a {deadline_margin:?} margin = {:?}",
+                    grace_period.saturating_sub(*deadline_margin),
+                )
+            }
+        }
+    }
+}
+
+impl Error for PolicyError {}

@@ -1,0 +1,271 @@
+//! [`DrainPolicy`]: every timing of the shutdown timeline, validated when built.
+//!
+//! ```text
+//! SIGTERM ─ drain_delay ─▶ Closing ─ close_window ─▶ last turn ─ close_timeout ─▶ close over
+//!         ─ close_timeout ─▶ handler cut ─▶ … ─▶ forced end
+//! └───────────────────────── grace_period − deadline_margin ──────────────────────────────┘
+//! ```
+//!
+//! The parts: [`DrainPolicy`] and its [`defaults`]; [`DrainPolicyBuilder`];
+//! the `WSDRAIN_*` settings ([`ENV_SETTINGS`], [`DrainPolicy::from_env`]);
+//! [`parse_duration`]; [`PolicyError`].
+
+use std::time::Duration;
+
+use wsdrain_protocol::CloseHint;
+
+mod builder;
+pub mod defaults;
+mod duration;
+mod env;
+mod error;
+
+pub use builder::DrainPolicyBuilder;
+pub use duration::parse_duration;
+pub use env::{
+    ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_DURATIONS,
+    ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN, ENV_SETTINGS,
+};
+pub use error::PolicyError;
+
+/// Every timing of the shutdown timeline, validated.
+///
+/// Build one with [`DrainPolicy::builder`] or [`DrainPolicy::from_env`]; a
+/// policy that cannot fit inside the grace period is refused with a
+/// [`PolicyError`] that names the settings, at start-up rather than during a
+/// deployment.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use wsdrain_core::DrainPolicy;
+///
+/// let policy = DrainPolicy::builder()
+///     .drain_delay(Duration::from_secs(1))
+///     .close_window(Duration::from_secs(3))
+///     .close_timeout(Duration::from_secs(2))
+///     .grace_period(Duration::from_secs(10))
+///     .build()?;
+/// assert_eq!(policy.deadline(), Duration::from_secs(8));
+/// # Ok::<(), wsdrain_core::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainPolicy {
+    drain_delay: Duration,
+    close_window: Duration,
+    close_timeout: Duration,
+    grace_period: Duration,
+    deadline_margin: Duration,
+    retry_after_min: Duration,
+    retry_after_max: Duration,
+    min_close_rate: u32,
+    close_code: u16,
+    close_text: String,
+    max_sessions: Option<usize>,
+}
+
+impl Default for DrainPolicy {
+    /// The defaults for a 30 s grace period, with the drain delay of a pod
+    /// (5 s). Use [`DrainPolicy::builder`] to get the environment-aware delay.
+    fn default() -> Self {
+        DrainPolicy {
+            drain_delay: defaults::DRAIN_DELAY,
+            close_window: defaults::CLOSE_WINDOW,
+            close_timeout: defaults::CLOSE_TIMEOUT,
+            grace_period: defaults::GRACE_PERIOD,
+            deadline_margin: defaults::DEADLINE_MARGIN,
+            retry_after_min: defaults::RETRY_AFTER_MIN,
+            retry_after_max: defaults::RETRY_AFTER_MAX,
+            min_close_rate: defaults::MIN_CLOSE_RATE,
+            close_code: defaults::CLOSE_CODE,
+            close_text: wsdrain_protocol::DEFAULT_TEXT.to_owned(),
+            max_sessions: None,
+        }
+    }
+}
+
+impl DrainPolicy {
+    /// A builder starting from the defaults.
+    pub fn builder() -> DrainPolicyBuilder {
+        DrainPolicyBuilder::default()
+    }
+
+    /// Time from the first signal to the first close.
+    pub fn drain_delay(&self) -> Duration {
+        self.drain_delay
+    }
+    /// Span over which session closes are spread.
+    pub fn close_window(&self) -> Duration {
+        self.close_window
+    }
+    /// Wait for one peer's Close after ours, before the TCP connection is dropped.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+    /// The grace period the platform gives the process after SIGTERM.
+    pub fn grace_period(&self) -> Duration {
+        self.grace_period
+    }
+    /// How long before the grace period the forced end comes.
+    pub fn deadline_margin(&self) -> Duration {
+        self.deadline_margin
+    }
+    /// Time from the first signal to the forced end: `grace_period − deadline_margin`.
+    pub fn deadline(&self) -> Duration {
+        self.grace_period.saturating_sub(self.deadline_margin)
+    }
+    /// Lower bound of the retry hint.
+    pub fn retry_after_min(&self) -> Duration {
+        self.retry_after_min
+    }
+    /// Upper bound of the retry hint.
+    pub fn retry_after_max(&self) -> Duration {
+        self.retry_after_max
+    }
+    /// Sessions closed per second at least (see [`DrainPolicyBuilder::min_close_rate`]).
+    pub fn min_close_rate(&self) -> u32 {
+        self.min_close_rate
+    }
+    /// Close code sent to every session.
+    pub fn close_code(&self) -> u16 {
+        self.close_code
+    }
+    /// Human text at the start of the close reason.
+    pub fn close_text(&self) -> &str {
+        &self.close_text
+    }
+    /// Live sessions above which new upgrades are refused (none by default).
+    pub fn max_sessions(&self) -> Option<usize> {
+        self.max_sessions
+    }
+
+    /// Time over which `sessions` closes are spread: the window, unless the
+    /// minimum rate gets through them sooner.
+    pub fn close_span(&self, sessions: usize) -> Duration {
+        if sessions <= 1 {
+            return Duration::ZERO;
+        }
+        let at_min_rate =
+            Duration::from_secs_f64(sessions as f64 / f64::from(self.min_close_rate.max(1)));
+        at_min_rate.min(self.close_window)
+    }
+
+    /// Draws one retry hint, uniformly from the configured range.
+    pub fn draw_hint(&self) -> CloseHint {
+        let min = duration_ms(self.retry_after_min);
+        let max = duration_ms(self.retry_after_max).max(min);
+        CloseHint::from_millis(fastrand::u64(min..=max))
+    }
+
+    /// The hint of turn `i` of `n` in the close schedule: drawn from the
+    /// `i`-th of `n` equal slices of the range, so that hints rise with the
+    /// close order. Close moment + hint, when the client comes back, is then
+    /// evenly spaced too, instead of piling up in the middle as the sum of two
+    /// independent spreads would.
+    pub fn hint_for_turn(&self, i: usize, n: usize) -> CloseHint {
+        let min = duration_ms(self.retry_after_min);
+        let max = duration_ms(self.retry_after_max).max(min);
+        if n <= 1 || max == min {
+            return self.draw_hint();
+        }
+        let slice = (max - min) as f64 / n as f64;
+        let ms = min as f64 + slice * (i.min(n - 1) as f64 + fastrand::f64());
+        CloseHint::from_millis((ms as u64).clamp(min, max))
+    }
+
+    /// The close reason for `hint`: `<close_text>; retry-after-ms=<n>`, at most 123 bytes.
+    pub fn close_reason(&self, hint: CloseHint) -> String {
+        hint.encode(&self.close_text)
+    }
+}
+
+/// The slowest session's path from the first signal: its turn comes at
+/// `drain_delay + close_window`, its close handshake takes up to
+/// `close_timeout`, and its handler has `close_timeout` more to return before
+/// it is cut. `None` beyond `Duration::MAX`.
+pub(crate) fn slowest_close(
+    drain_delay: Duration,
+    close_window: Duration,
+    close_timeout: Duration,
+) -> Option<Duration> {
+    drain_delay
+        .checked_add(close_window)?
+        .checked_add(close_timeout)?
+        .checked_add(close_timeout)
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A policy from `vars` (name, value), as [`DrainPolicyBuilder::env`] reads them.
+#[cfg(test)]
+fn from_vars(vars: &[(&str, &str)]) -> Result<DrainPolicy, PolicyError> {
+    let map: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    DrainPolicy::builder().env(|k| map.get(k).cloned())?.build()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hints_stay_in_range_and_vary() {
+        let p = DrainPolicy::builder()
+            .retry_after(Duration::from_millis(100), Duration::from_millis(900))
+            .build()
+            .unwrap();
+        let hints: Vec<u64> = (0..500).map(|_| p.draw_hint().retry_after_ms()).collect();
+        assert!(hints.iter().all(|h| (100..=900).contains(h)));
+        let distinct: std::collections::HashSet<_> = hints.iter().collect();
+        assert!(
+            distinct.len() > 100,
+            "hints barely vary: {}",
+            distinct.len()
+        );
+    }
+
+    #[test]
+    fn turn_hints_rise_with_the_order_and_stay_in_range() {
+        let p = DrainPolicy::builder()
+            .retry_after(Duration::from_millis(1000), Duration::from_millis(5000))
+            .build()
+            .unwrap();
+        let n = 400;
+        let hints: Vec<u64> = (0..n)
+            .map(|i| p.hint_for_turn(i, n).retry_after_ms())
+            .collect();
+        assert!(hints.iter().all(|h| (1000..=5000).contains(h)));
+        for (i, h) in hints.iter().enumerate() {
+            let slice_start = 1000 + 4000 * i as u64 / n as u64;
+            assert!(*h >= slice_start && *h <= slice_start + 11, "turn {i}: {h}");
+        }
+        assert!(hints.windows(2).all(|w| w[0] <= w[1] + 10));
+    }
+
+    #[test]
+    fn reason_fits_for_any_text() {
+        let p = DrainPolicy::builder()
+            .close_text("x".repeat(500))
+            .retry_after(Duration::from_secs(3600), Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let reason = p.close_reason(p.draw_hint());
+        assert!(reason.len() <= 123, "{}", reason.len());
+        assert!(reason.ends_with("retry-after-ms=3600000"), "{reason}");
+    }
+
+    #[test]
+    fn span_is_window_or_min_rate() {
+        let p = DrainPolicy::default();
+        assert_eq!(p.close_span(0), Duration::ZERO);
+        assert_eq!(p.close_span(1), Duration::ZERO);
+        assert_eq!(p.close_span(300), Duration::from_secs(3));
+        assert_eq!(p.close_span(10_000), Duration::from_secs(12));
+    }
+}
