@@ -64,7 +64,7 @@ async fn sessions_phase_and_closes_are_exported() {
     // Sessions still live at the forced end are counted as forced: two
     // silent peers, a second trigger while their handshakes are awaited.
     let policy = quick_policy()
-        .close_timeout(Duration::from_secs(10))
+        .close_timeout(Duration::from_secs(8))
         .build()
         .unwrap();
     let s = InProc::start(policy, echo_router()).await;
