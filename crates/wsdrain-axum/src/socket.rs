@@ -29,6 +29,10 @@ impl ws::Stack for Axum {
         }))
     }
 
+    fn text_frame(text: String) -> Message {
+        Message::Text(text.into())
+    }
+
     fn is_close(message: &Message) -> bool {
         matches!(message, Message::Close(_))
     }
@@ -135,6 +139,14 @@ impl GracefulSocket {
     /// The hint this session is closed with, once its turn came.
     pub fn close_hint(&self) -> Option<CloseHint> {
         self.inner.close_hint()
+    }
+
+    /// Replaces this session's drain notice (sent `notice_lead` before the
+    /// Close when the policy has a lead), or with `None` turns it off for
+    /// this session, e.g. on a route whose protocol cannot carry it: the
+    /// Close then comes at the turn.
+    pub fn set_notice(&mut self, notice: Option<Message>) {
+        self.inner.set_notice(notice);
     }
 
     /// A message to send right before the drain's Close (e.g. an application

@@ -10,13 +10,13 @@ use wsdrain_core::{
     DrainPolicy, PolicyError,
     policy::{
         ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_DURATIONS,
-        ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN, ENV_SETTINGS,
-        parse_duration,
+        ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX,
+        ENV_RETRY_AFTER_MIN, ENV_SETTINGS, parse_duration,
     },
 };
 
-const DURATIONS: [&str; 6] = ENV_DURATIONS;
-const ALL: [&str; 8] = ENV_SETTINGS;
+const DURATIONS: [&str; 7] = ENV_DURATIONS;
+const ALL: [&str; 9] = ENV_SETTINGS;
 
 /// Text near the duration syntax, plus anything at all.
 fn value() -> impl Strategy<Value = String> {
@@ -232,16 +232,18 @@ proptest! {
         delay in 0u64..3_000,
         window in 0u64..10_000,
         timeout in 1u64..5_000,
+        lead in 0u64..5_000,
         extra in 0u64..10_000,
         lo in 0u64..5_000,
         spread in 0u64..5_000,
     ) {
-        // The slowest session: delay + window + 2 × timeout, before grace − 2 s.
-        let grace = 2_000 + delay + window + 2 * timeout + extra;
+        // The slowest session: delay + window + lead + 2 × timeout, before grace − 2 s.
+        let grace = 2_000 + delay + window + lead + 2 * timeout + extra;
         let vars = HashMap::from([
             (ENV_DRAIN_DELAY, format!("{delay}ms")),
             (ENV_CLOSE_WINDOW, format!("{window}ms")),
             (ENV_CLOSE_TIMEOUT, format!(" {timeout}ms ")),
+            (ENV_NOTICE_LEAD, format!("{lead}ms")),
             (ENV_GRACE_PERIOD, format!("{grace}ms")),
             (ENV_RETRY_AFTER_MIN, format!("{lo}ms")),
             (ENV_RETRY_AFTER_MAX, format!("{}ms", lo + spread)),
@@ -250,6 +252,7 @@ proptest! {
         prop_assert_eq!(p.drain_delay(), Duration::from_millis(delay));
         prop_assert_eq!(p.close_window(), Duration::from_millis(window));
         prop_assert_eq!(p.close_timeout(), Duration::from_millis(timeout));
+        prop_assert_eq!(p.notice_lead(), Duration::from_millis(lead));
         prop_assert_eq!(p.grace_period(), Duration::from_millis(grace));
         prop_assert_eq!(p.retry_after_min(), Duration::from_millis(lo));
         prop_assert_eq!(p.retry_after_max(), Duration::from_millis(lo + spread));

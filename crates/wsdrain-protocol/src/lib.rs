@@ -64,10 +64,12 @@
 mod check;
 pub mod code;
 mod hint;
+mod notice;
 mod retry_after;
 
 pub use check::{CloseCodeError, check_close_code};
 pub use hint::CloseHint;
+pub use notice::{NOTICE_TYPE, encode_notice, parse_notice};
 pub use retry_after::parse_retry_after_header;
 
 /// The longest Close reason, in bytes, that an encoder may send.

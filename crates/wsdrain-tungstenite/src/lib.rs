@@ -85,6 +85,10 @@ where
         }))
     }
 
+    fn text_frame(text: String) -> Message {
+        Message::Text(text.into())
+    }
+
     fn is_close(message: &Message) -> bool {
         message.is_close()
     }

@@ -14,6 +14,7 @@ pub struct DrainPolicyBuilder {
     pub(super) drain_delay: Option<Duration>,
     pub(super) close_window: Option<Duration>,
     pub(super) close_timeout: Option<Duration>,
+    pub(super) notice_lead: Option<Duration>,
     pub(super) grace_period: Option<Duration>,
     pub(super) deadline_margin: Option<Duration>,
     pub(super) retry_after_min: Option<Duration>,
@@ -40,6 +41,15 @@ impl DrainPolicyBuilder {
     /// Wait for the peer's Close after ours (default 5 s). Must be above zero.
     pub fn close_timeout(mut self, d: Duration) -> Self {
         self.close_timeout = Some(d);
+        self
+    }
+    /// Lead of the drain notice (default 0: off). When above zero, at each
+    /// session's turn a text message `{"type":"wsdrain.reconnect",
+    /// "close_in_ms":N}` goes out first and the Close follows this much
+    /// later, so aware clients open their next connection before the old one
+    /// closes (docs/PROTOCOL.md). Counted in the budget.
+    pub fn notice_lead(mut self, d: Duration) -> Self {
+        self.notice_lead = Some(d);
         self
     }
     /// The platform's grace period after SIGTERM (default 30 s, Kubernetes'
@@ -120,6 +130,7 @@ impl DrainPolicyBuilder {
             drain_delay: self.drain_delay.unwrap_or(default_delay),
             close_window: self.close_window.unwrap_or(base.close_window),
             close_timeout: self.close_timeout.unwrap_or(base.close_timeout),
+            notice_lead: self.notice_lead.unwrap_or(base.notice_lead),
             grace_period: self.grace_period.unwrap_or(base.grace_period),
             deadline_margin: self.deadline_margin.unwrap_or(base.deadline_margin),
             retry_after_min: self.retry_after_min.unwrap_or(base.retry_after_min),
@@ -157,12 +168,18 @@ impl DrainPolicy {
         if self.max_sessions == Some(0) {
             return Err(PolicyError::ZeroMaxSessions);
         }
-        let needed = slowest_close(self.drain_delay, self.close_window, self.close_timeout);
+        let needed = slowest_close(
+            self.drain_delay,
+            self.close_window,
+            self.notice_lead,
+            self.close_timeout,
+        );
         if self.deadline_margin >= self.grace_period || needed.is_none_or(|n| n > self.deadline()) {
             return Err(PolicyError::Budget {
                 drain_delay: self.drain_delay,
                 close_window: self.close_window,
                 close_timeout: self.close_timeout,
+                notice_lead: self.notice_lead,
                 grace_period: self.grace_period,
                 deadline_margin: self.deadline_margin,
             });

@@ -10,6 +10,8 @@ pub const ENV_DRAIN_DELAY: &str = "WSDRAIN_DRAIN_DELAY";
 pub const ENV_CLOSE_WINDOW: &str = "WSDRAIN_CLOSE_WINDOW";
 /// Environment variable for [`DrainPolicyBuilder::close_timeout`].
 pub const ENV_CLOSE_TIMEOUT: &str = "WSDRAIN_CLOSE_TIMEOUT";
+/// Environment variable for [`DrainPolicyBuilder::notice_lead`].
+pub const ENV_NOTICE_LEAD: &str = "WSDRAIN_NOTICE_LEAD";
 /// Environment variable for [`DrainPolicyBuilder::grace_period`].
 pub const ENV_GRACE_PERIOD: &str = "WSDRAIN_GRACE_PERIOD";
 /// Environment variable for the low end of [`DrainPolicyBuilder::retry_after`].
@@ -22,20 +24,22 @@ pub const ENV_CLOSE_CODE: &str = "WSDRAIN_CLOSE_CODE";
 pub const ENV_MAX_SESSIONS: &str = "WSDRAIN_MAX_SESSIONS";
 
 /// The duration settings [`DrainPolicyBuilder::env`] reads.
-pub const ENV_DURATIONS: [&str; 6] = [
+pub const ENV_DURATIONS: [&str; 7] = [
     ENV_DRAIN_DELAY,
     ENV_CLOSE_WINDOW,
     ENV_CLOSE_TIMEOUT,
+    ENV_NOTICE_LEAD,
     ENV_GRACE_PERIOD,
     ENV_RETRY_AFTER_MIN,
     ENV_RETRY_AFTER_MAX,
 ];
 
 /// Every setting [`DrainPolicyBuilder::env`] reads.
-pub const ENV_SETTINGS: [&str; 8] = [
+pub const ENV_SETTINGS: [&str; 9] = [
     ENV_DRAIN_DELAY,
     ENV_CLOSE_WINDOW,
     ENV_CLOSE_TIMEOUT,
+    ENV_NOTICE_LEAD,
     ENV_GRACE_PERIOD,
     ENV_RETRY_AFTER_MIN,
     ENV_RETRY_AFTER_MAX,
@@ -95,6 +99,9 @@ impl DrainPolicyBuilder {
         }
         if let Some(d) = duration(ENV_CLOSE_TIMEOUT)? {
             self.close_timeout = Some(d);
+        }
+        if let Some(d) = duration(ENV_NOTICE_LEAD)? {
+            self.notice_lead = Some(d);
         }
         if let Some(d) = duration(ENV_GRACE_PERIOD)? {
             self.grace_period = Some(d);

@@ -4,7 +4,7 @@ use std::{error::Error, fmt, time::Duration};
 
 use super::env::{
     ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_GRACE_PERIOD,
-    ENV_MAX_SESSIONS, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN,
+    ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN,
 };
 use super::slowest_close;
 
@@ -55,6 +55,8 @@ pub enum PolicyError {
         close_window: Duration,
         /// `WSDRAIN_CLOSE_TIMEOUT`.
         close_timeout: Duration,
+        /// `WSDRAIN_NOTICE_LEAD`.
+        notice_lead: Duration,
         /// `WSDRAIN_GRACE_PERIOD`.
         grace_period: Duration,
         /// The margin before the grace period ends.
@@ -92,20 +94,23 @@ impl fmt::Display for PolicyError {
                 drain_delay,
                 close_window,
                 close_timeout,
+                notice_lead,
                 grace_period,
                 deadline_margin,
             } => {
-                let needed = slowest_close(*drain_delay, *close_window, *close_timeout)
-                    .map_or_else(
-                        || "more than can be counted".to_owned(),
-                        |d| format!("{d:?}"),
-                    );
+                let needed =
+                    slowest_close(*drain_delay, *close_window, *notice_lead, *close_timeout)
+                        .map_or_else(
+                            || "more than can be counted".to_owned(),
+                            |d| format!("{d:?}"),
+                        );
                 write!(
                     f,
                     "timings do not fit the grace period: the slowest session needs \
                      {ENV_DRAIN_DELAY} ({drain_delay:?}) + {ENV_CLOSE_WINDOW} ({close_window:?}) + \
-                     2 × {ENV_CLOSE_TIMEOUT} ({close_timeout:?}) = {needed} (its turn, its close \
-                     handshake, then its handler's grace), but the forced end comes at \
+                     {ENV_NOTICE_LEAD} ({notice_lead:?}) + 2 × {ENV_CLOSE_TIMEOUT} ({close_timeout:?}) \
+                     = {needed} (its turn, its notice, its close handshake, then its handler's \
+                     grace), but the forced end comes at \
                      {ENV_GRACE_PERIOD} ({grace_period:?}) minus a {deadline_margin:?} margin = {:?}",
                     grace_period.saturating_sub(*deadline_margin),
                 )

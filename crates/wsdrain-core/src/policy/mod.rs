@@ -1,8 +1,8 @@
 //! [`DrainPolicy`]: every timing of the shutdown timeline, validated when built.
 //!
 //! ```text
-//! SIGTERM ─ drain_delay ─▶ Closing ─ close_window ─▶ last turn ─ close_timeout ─▶ close over
-//!         ─ close_timeout ─▶ handler cut ─▶ … ─▶ forced end
+//! SIGTERM ─ drain_delay ─▶ Closing ─ close_window ─▶ last turn ─ notice_lead ─▶ last Close
+//!         ─ close_timeout ─▶ close over ─ close_timeout ─▶ handler cut ─▶ … ─▶ forced end
 //! └───────────────────────── grace_period − deadline_margin ──────────────────────────────┘
 //! ```
 //!
@@ -24,7 +24,8 @@ pub use builder::DrainPolicyBuilder;
 pub use duration::parse_duration;
 pub use env::{
     ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_DURATIONS,
-    ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN, ENV_SETTINGS,
+    ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN,
+    ENV_SETTINGS,
 };
 pub use error::PolicyError;
 
@@ -55,6 +56,7 @@ pub struct DrainPolicy {
     drain_delay: Duration,
     close_window: Duration,
     close_timeout: Duration,
+    notice_lead: Duration,
     grace_period: Duration,
     deadline_margin: Duration,
     retry_after_min: Duration,
@@ -73,6 +75,7 @@ impl Default for DrainPolicy {
             drain_delay: defaults::DRAIN_DELAY,
             close_window: defaults::CLOSE_WINDOW,
             close_timeout: defaults::CLOSE_TIMEOUT,
+            notice_lead: Duration::ZERO,
             grace_period: defaults::GRACE_PERIOD,
             deadline_margin: defaults::DEADLINE_MARGIN,
             retry_after_min: defaults::RETRY_AFTER_MIN,
@@ -102,6 +105,10 @@ impl DrainPolicy {
     /// Wait for one peer's Close after ours, before the TCP connection is dropped.
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
+    }
+    /// Lead of the drain notice before each session's Close; zero when off.
+    pub fn notice_lead(&self) -> Duration {
+        self.notice_lead
     }
     /// The grace period the platform gives the process after SIGTERM.
     pub fn grace_period(&self) -> Duration {
@@ -181,16 +188,18 @@ impl DrainPolicy {
 }
 
 /// The slowest session's path from the first signal: its turn comes at
-/// `drain_delay + close_window`, its close handshake takes up to
-/// `close_timeout`, and its handler has `close_timeout` more to return before
-/// it is cut. `None` beyond `Duration::MAX`.
+/// `drain_delay + close_window`, its Close `notice_lead` later, its close
+/// handshake takes up to `close_timeout`, and its handler has `close_timeout`
+/// more to return before it is cut. `None` beyond `Duration::MAX`.
 pub(crate) fn slowest_close(
     drain_delay: Duration,
     close_window: Duration,
+    notice_lead: Duration,
     close_timeout: Duration,
 ) -> Option<Duration> {
     drain_delay
         .checked_add(close_window)?
+        .checked_add(notice_lead)?
         .checked_add(close_timeout)?
         .checked_add(close_timeout)
 }

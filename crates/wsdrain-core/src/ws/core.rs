@@ -25,7 +25,7 @@ use tokio::{
     sync::Notify,
     time::{Instant, Sleep, sleep},
 };
-use wsdrain_protocol::CloseHint;
+use wsdrain_protocol::{CloseHint, encode_notice};
 
 use super::{Error, Stack};
 use crate::{Drain, outcome::SessionOutcome, registry::SessionSignal};
@@ -44,6 +44,11 @@ pub(crate) const BUFFERED_MAX: usize = 64;
 pub(crate) enum State {
     /// Normal traffic.
     Open,
+    /// The turn came with a notice lead: the session task writes the notice
+    /// (the application still reads; its writes wait).
+    SendNotice,
+    /// The notice went out; traffic goes on until the lead is over.
+    Noticed,
     /// The peer's Close was read; the stack answers it, the application
     /// reads to the end.
     PeerClosed,
@@ -63,6 +68,12 @@ pub(crate) enum State {
 }
 
 impl State {
+    /// Before the Close: the application reads (and, but in `SendNotice`,
+    /// writes) as usual.
+    fn open(self) -> bool {
+        matches!(self, State::Open | State::SendNotice | State::Noticed)
+    }
+
     fn driven(self) -> bool {
         matches!(
             self,
@@ -75,6 +86,8 @@ pub(crate) struct Inner<K: Stack> {
     io: Option<K::Socket>,
     state: State,
     goodbye: Option<K::Message>,
+    /// The drain notice: the default one, a replacement, or none.
+    notice: Notice<K::Message>,
     buffered: VecDeque<K::Message>,
     reader: Option<Waker>,
     writer: Option<Waker>,
@@ -82,6 +95,8 @@ pub(crate) struct Inner<K: Stack> {
     /// our close is kept for it (otherwise dropped, RFC 6455 §1.4).
     reader_seen: bool,
     handle_alive: bool,
+    /// The notice was started; `SendNotice` flushes it.
+    notice_queued: bool,
     outcome: SessionOutcome,
     close_sent: Option<Instant>,
 }
@@ -97,11 +112,33 @@ impl<K: Stack> Inner<K> {
     }
 }
 
+/// What the session sends as its drain notice.
+pub(crate) enum Notice<M> {
+    /// `{"type":"wsdrain.reconnect","close_in_ms":N}`.
+    Default,
+    /// The application's message instead.
+    Custom(M),
+    /// None: the Close comes at the turn (the route's protocol cannot carry
+    /// the notice).
+    Off,
+}
+
 fn store(slot: &mut Option<Waker>, cx: &Context<'_>) {
     match slot {
         Some(w) if w.will_wake(cx.waker()) => {}
         _ => *slot = Some(cx.waker().clone()),
     }
+}
+
+/// The session task's timers; each starts when its phase does, so an idle
+/// session carries none.
+#[derive(Default)]
+pub(crate) struct Timers {
+    /// Bounds the close: `close_timeout` from the moment the session task
+    /// takes over.
+    close: Option<Pin<Box<Sleep>>>,
+    /// The notice lead: the Close goes out when it is over.
+    lead: Option<Pin<Box<Sleep>>>,
 }
 
 /// True (every time after) once `timer` fired.
@@ -129,11 +166,13 @@ impl<K: Stack> Core<K> {
                 io: Some(io),
                 state: State::Open,
                 goodbye: None,
+                notice: Notice::Default,
                 buffered: VecDeque::new(),
                 reader: None,
                 writer: None,
                 reader_seen: false,
                 handle_alive: true,
+                notice_queued: false,
                 outcome: SessionOutcome::Ended,
                 close_sent: None,
             }),
@@ -163,7 +202,19 @@ impl<K: Stack> Core<K> {
         self.alert();
     }
 
-    /// The turn came while `Open`: hand the socket to the session task.
+    /// The turn came while `Open`: the notice first if there is one, else
+    /// the Close; the session task takes the socket.
+    fn on_turn(&self, inner: &mut Inner<K>) {
+        if self.drain.policy().notice_lead().is_zero() || matches!(inner.notice, Notice::Off) {
+            self.begin_close(inner);
+        } else {
+            tracing::debug!(target: "wsdrain", "session noticed");
+            inner.state = State::SendNotice;
+            self.alert();
+        }
+    }
+
+    /// The Close goes out now: hand the socket to the session task.
     fn begin_close(&self, inner: &mut Inner<K>) {
         tracing::debug!(target: "wsdrain", "session closing");
         self.leave_open(inner, State::SendClose);
@@ -171,7 +222,7 @@ impl<K: Stack> Core<K> {
 
     /// Over: drops the connection and wakes everyone.
     fn finish(&self, inner: &mut Inner<K>) {
-        let was_open = inner.state == State::Open;
+        let was_open = inner.state.open();
         inner.state = State::Done;
         inner.io = None;
         inner.wake_app();
@@ -193,6 +244,13 @@ impl<K: Stack> Core<K> {
         self.lock().goodbye = Some(msg);
     }
 
+    pub(crate) fn set_notice(&self, notice: Option<K::Message>) {
+        self.lock().notice = match notice {
+            Some(msg) => Notice::Custom(msg),
+            None => Notice::Off,
+        };
+    }
+
     pub(crate) fn is_terminated(&self) -> bool {
         let inner = self.lock();
         inner.state == State::Done && inner.buffered.is_empty()
@@ -211,7 +269,7 @@ impl<K: Stack> Core<K> {
             let notified = self.left_open.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            if self.state() != State::Open {
+            if !self.state().open() {
                 return;
             }
             notified.await;
@@ -226,11 +284,15 @@ impl<K: Stack> Core<K> {
         inner.reader_seen = true;
         loop {
             match inner.state {
-                State::Open | State::PeerClosed | State::AppClosed => {
+                State::Open
+                | State::SendNotice
+                | State::Noticed
+                | State::PeerClosed
+                | State::AppClosed => {
                     // Checked before every read, so a flooding peer cannot
                     // starve the close.
                     if inner.state == State::Open && self.turn().is_some() {
-                        self.begin_close(inner);
+                        self.on_turn(inner);
                         continue;
                     }
                     let Some(io) = inner.io.as_mut() else {
@@ -242,15 +304,21 @@ impl<K: Stack> Core<K> {
                             Poll::Pending
                         }
                         Poll::Ready(Some(Ok(msg))) => {
-                            if inner.state == State::Open && K::is_close(&msg) {
-                                inner.outcome = SessionOutcome::PeerClosed;
+                            if inner.state.open() && K::is_close(&msg) {
+                                // After our notice, the peer closing first is
+                                // the handover it announced: a clean close.
+                                inner.outcome = if inner.state == State::Open {
+                                    SessionOutcome::PeerClosed
+                                } else {
+                                    SessionOutcome::Clean
+                                };
                                 self.leave_open(inner, State::PeerClosed);
                             }
                             Poll::Ready(Some(Ok(msg)))
                         }
                         Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::Transport(e)))),
                         Poll::Ready(None) => {
-                            if inner.state == State::Open {
+                            if inner.state.open() {
                                 inner.outcome = SessionOutcome::PeerClosed;
                             }
                             self.finish(inner);
@@ -277,10 +345,10 @@ impl<K: Stack> Core<K> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         match inner.state {
-            State::Open | State::PeerClosed | State::AppClosed => {
+            State::Open | State::Noticed | State::PeerClosed | State::AppClosed => {
                 if inner.state == State::Open && self.turn().is_some() {
-                    self.begin_close(inner);
-                    return Poll::Ready(Err(Error::Closing));
+                    self.on_turn(inner);
+                    return self.poll_ready_again(inner, cx);
                 }
                 let Some(io) = inner.io.as_mut() else {
                     return Poll::Ready(Err(Error::Closing));
@@ -293,16 +361,35 @@ impl<K: Stack> Core<K> {
                     Poll::Ready(r) => Poll::Ready(r.map_err(Error::Transport)),
                 }
             }
+            // The session task is writing the notice: this write waits.
+            State::SendNotice => {
+                store(&mut inner.writer, cx);
+                Poll::Pending
+            }
             _ => Poll::Ready(Err(Error::Closing)),
         }
+    }
+
+    /// After the turn was seen from a write: the Close is going out, or the
+    /// notice is and this write waits for it.
+    fn poll_ready_again(
+        &self,
+        inner: &mut Inner<K>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error<K::Error>>> {
+        if inner.state == State::SendNotice {
+            store(&mut inner.writer, cx);
+            return Poll::Pending;
+        }
+        Poll::Ready(Err(Error::Closing))
     }
 
     pub(crate) fn start_send(&self, msg: K::Message) -> Result<(), Error<K::Error>> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         match inner.state {
-            State::Open | State::PeerClosed | State::AppClosed => {
-                let close = inner.state == State::Open && K::is_close(&msg);
+            State::Open | State::Noticed | State::PeerClosed | State::AppClosed => {
+                let close = inner.state.open() && K::is_close(&msg);
                 let Some(io) = inner.io.as_mut() else {
                     return Err(Error::Closing);
                 };
@@ -320,7 +407,7 @@ impl<K: Stack> Core<K> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         match inner.state {
-            State::Open | State::PeerClosed | State::AppClosed => {
+            State::Open | State::Noticed | State::PeerClosed | State::AppClosed => {
                 let Some(io) = inner.io.as_mut() else {
                     return Poll::Ready(Ok(()));
                 };
@@ -341,9 +428,9 @@ impl<K: Stack> Core<K> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         match inner.state {
-            State::Open | State::PeerClosed | State::AppClosed => {
-                if inner.state == State::Open {
-                    if self.turn().is_some() {
+            State::Open | State::Noticed | State::PeerClosed | State::AppClosed => {
+                if inner.state.open() {
+                    if inner.state == State::Open && self.turn().is_some() {
                         self.begin_close(inner);
                         store(&mut inner.writer, cx);
                         return Poll::Pending;
@@ -381,17 +468,21 @@ impl<K: Stack> Core<K> {
 
     // ---- the session task's side ------------------------------------------
 
-    /// Drives the close; ready once the session is over (`Done`). `timer`
-    /// bounds the close and is started when the session task takes over.
+    /// Drives the notice and the close; ready once the session is over
+    /// (`Done`). The timers bound them and start when the session task
+    /// takes over.
     pub(crate) fn poll_drive(
         &self,
         cx: &mut Context<'_>,
-        timer: &mut Option<Pin<Box<Sleep>>>,
+        timers: &mut Timers,
         close_timeout: Duration,
     ) -> Poll<()> {
         // Idle sessions stay off the lock: nothing to do while open, before
         // the turn and with nothing changed.
-        if timer.is_none() && self.turn().is_none() && !self.attention.swap(false, Ordering::AcqRel)
+        if timers.close.is_none()
+            && timers.lead.is_none()
+            && self.turn().is_none()
+            && !self.attention.swap(false, Ordering::AcqRel)
         {
             return Poll::Pending;
         }
@@ -401,10 +492,10 @@ impl<K: Stack> Core<K> {
         loop {
             let state = inner.state;
             if state.driven() {
-                if timer.is_none() {
-                    *timer = Some(Box::pin(sleep(close_timeout)));
+                if timers.close.is_none() {
+                    timers.close = Some(Box::pin(sleep(close_timeout)));
                 }
-                if fired(timer, cx) {
+                if fired(&mut timers.close, cx) {
                     if matches!(state, State::SendClose | State::Flush | State::AwaitPeer) {
                         inner.outcome = SessionOutcome::TimedOut;
                         tracing::debug!(target: "wsdrain", "peer did not answer Close in time");
@@ -413,10 +504,22 @@ impl<K: Stack> Core<K> {
                     continue;
                 }
             }
+            if matches!(state, State::SendNotice | State::Noticed) {
+                if timers.lead.is_none() {
+                    let lead = self.drain.policy().notice_lead();
+                    timers.lead = Some(Box::pin(sleep(lead)));
+                }
+                // The lead is over (even if the notice could not be written):
+                // the Close goes out.
+                if fired(&mut timers.lead, cx) || !inner.handle_alive {
+                    self.begin_close(inner);
+                    continue;
+                }
+            }
             match state {
                 State::Open => {
                     if self.turn().is_some() {
-                        self.begin_close(inner);
+                        self.on_turn(inner);
                     } else if !inner.handle_alive {
                         // Dropped without a close, like the raw socket.
                         self.finish(inner);
@@ -424,6 +527,49 @@ impl<K: Stack> Core<K> {
                         return Poll::Pending;
                     }
                 }
+                State::SendNotice => {
+                    let Some(io) = inner.io.as_mut() else {
+                        self.finish(inner);
+                        continue;
+                    };
+                    if !inner.notice_queued {
+                        match io.poll_ready_unpin(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Err(_)) => {
+                                inner.outcome = SessionOutcome::PeerClosed;
+                                self.finish(inner);
+                                continue;
+                            }
+                            Poll::Ready(Ok(())) => {}
+                        }
+                        let lead = self.drain.policy().notice_lead();
+                        let notice = match std::mem::replace(&mut inner.notice, Notice::Off) {
+                            Notice::Custom(msg) => msg,
+                            _ => K::text_frame(encode_notice(
+                                u64::try_from(lead.as_millis()).unwrap_or(u64::MAX),
+                            )),
+                        };
+                        if io.start_send_unpin(notice).is_err() {
+                            inner.outcome = SessionOutcome::PeerClosed;
+                            self.finish(inner);
+                            continue;
+                        }
+                        inner.notice_queued = true;
+                    }
+                    match io.poll_flush_unpin(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(())) => {
+                            // The application writes again until the lead is over.
+                            inner.state = State::Noticed;
+                            inner.wake_app();
+                        }
+                        Poll::Ready(Err(_)) => {
+                            inner.outcome = SessionOutcome::PeerClosed;
+                            self.finish(inner);
+                        }
+                    }
+                }
+                State::Noticed => return Poll::Pending,
                 State::PeerClosed | State::AppClosed => {
                     if self.turn().is_some() || !inner.handle_alive {
                         // From here the session task reads; a waiting reader

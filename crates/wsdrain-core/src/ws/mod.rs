@@ -6,7 +6,10 @@
 //!
 //! * at the session's turn the task itself writes `Close(code, hint)` (after an
 //!   optional goodbye), whoever holds the socket: the handler, split halves in
-//!   spawned tasks, a sink kept in a hub, or nobody;
+//!   spawned tasks, a sink kept in a hub, or nobody; with a `notice_lead` in
+//!   the policy it first writes the drain notice
+//!   (`{"type":"wsdrain.reconnect","close_in_ms":N}`) and the Close follows
+//!   the lead later, unless the peer closes first;
 //! * it then reads until the peer's Close, bounded by `close_timeout`, handing
 //!   data the peer still sends to a reader that is polling;
 //! * it drops the connection when the close is over, and at the forced end;
@@ -53,6 +56,9 @@ pub trait Stack: Send + Sync + 'static {
 
     /// A Close frame with this code and reason (at most 123 bytes).
     fn close_frame(code: u16, reason: String) -> Self::Message;
+
+    /// A text message (the drain notice).
+    fn text_frame(text: String) -> Self::Message;
 
     /// True for a Close frame.
     fn is_close(message: &Self::Message) -> bool;

@@ -11,7 +11,11 @@ use std::{
 
 use tokio::time::{Sleep, sleep};
 
-use super::{Stack, core::Core, socket::Socket};
+use super::{
+    Stack,
+    core::{Core, Timers},
+    socket::Socket,
+};
 use crate::SessionGuard;
 
 /// How the session task's wait ended.
@@ -33,7 +37,8 @@ enum End {
 /// Closed. It is bounded three ways:
 ///
 /// * at the session's turn the Close goes out from here, whoever holds the
-///   socket, and the handshake is bounded by `close_timeout`;
+///   socket (after the drain notice and its lead, if the policy has one), and
+///   the handshake is bounded by `close_timeout`;
 /// * a handler still running `close_timeout` after its close is over (one
 ///   that cannot learn of it, such as a task asleep between two pushes) is
 ///   dropped; its client already got the clean close;
@@ -67,7 +72,7 @@ where
             // as a captured value. `None` once it returned (or panicked), so
             // the socket it held is dropped at once.
             let mut handler = pin!(Some(handler(socket)));
-            let mut close_timer: Option<Pin<Box<Sleep>>> = None;
+            let mut timers = Timers::default();
             let mut cut: Option<Pin<Box<Sleep>>> = None;
             let mut over = false;
             poll_fn(|cx| {
@@ -88,9 +93,7 @@ where
                     }
                 }
                 if !over {
-                    over = core
-                        .poll_drive(cx, &mut close_timer, close_timeout)
-                        .is_ready();
+                    over = core.poll_drive(cx, &mut timers, close_timeout).is_ready();
                 }
                 if !over {
                     return Poll::Pending;

@@ -107,6 +107,14 @@ impl<K: Stack> Socket<K> {
         self.core.signal.turn()
     }
 
+    /// Replaces this session's drain notice (sent `notice_lead` before the
+    /// Close when the policy has a lead), or with `None` turns it off for
+    /// this session, e.g. on a route whose protocol cannot carry it: the
+    /// Close then comes at the turn.
+    pub fn set_notice(&self, notice: Option<K::Message>) {
+        self.core.set_notice(notice);
+    }
+
     /// A message to send right before the drain's Close (e.g. an application
     /// "server restarting" notice). Replaces an earlier one.
     pub fn set_goodbye(&self, msg: K::Message) {

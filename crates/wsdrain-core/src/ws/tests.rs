@@ -129,6 +129,9 @@ impl Stack for Mem {
     fn close_frame(code: u16, reason: String) -> Msg {
         Msg::Close(Some((code, reason)))
     }
+    fn text_frame(text: String) -> Msg {
+        Msg::Text(text)
+    }
     fn is_close(m: &Msg) -> bool {
         matches!(m, Msg::Close(_))
     }
@@ -196,10 +199,15 @@ struct Harness {
 
 impl Harness {
     fn new() -> (Harness, MemSocket, SessionGuard) {
+        Harness::with_notice(Duration::ZERO)
+    }
+
+    fn with_notice(lead: Duration) -> (Harness, MemSocket, SessionGuard) {
         let policy = DrainPolicy::builder()
             .drain_delay(Duration::ZERO)
             .close_window(Duration::from_secs(1))
             .close_timeout(CLOSE_TIMEOUT)
+            .notice_lead(lead)
             .grace_period(Duration::from_secs(30))
             .kubernetes(false)
             .build()
@@ -683,4 +691,145 @@ async fn a_panicking_handler_still_gets_its_close_finished() {
         "after the close was finished"
     );
     assert_eq!(h.sessions(), 0);
+}
+
+const LEAD: Duration = Duration::from_secs(3);
+
+fn notice() -> Msg {
+    text(r#"{"type":"wsdrain.reconnect","close_in_ms":3000}"#)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_notice_goes_out_at_the_turn_and_the_close_a_lead_later() {
+    let (h, io, guard) = Harness::with_notice(LEAD);
+    let task = spawn(io, guard, |mut socket| async move {
+        while let Some(Ok(m)) = socket.recv().await {
+            if socket.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    settle().await;
+    let t0 = Instant::now();
+    h.turn();
+    h.peer.until(|p| p.sent() == [notice()]).await;
+    assert_eq!(Instant::now(), t0, "the notice goes out at the turn");
+    // Traffic goes on during the lead.
+    sleep(Duration::from_secs(1)).await;
+    h.peer.send(text("during the lead"));
+    h.peer.until(|p| p.sent().len() == 2).await;
+    assert_eq!(h.peer.sent()[1], text("during the lead"));
+    assert_eq!(h.peer.close(), None);
+    h.peer.until(|p| p.close().is_some()).await;
+    assert_eq!(
+        Instant::now() - t0,
+        LEAD,
+        "the Close a lead after the notice"
+    );
+    hinted_1001(h.peer.close());
+    h.peer.send(Msg::Close(None));
+    task.await.unwrap();
+    assert_eq!(h.count(SessionOutcome::Clean), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_closes_after_the_notice_is_a_clean_close() {
+    let (h, io, guard) = Harness::with_notice(LEAD);
+    let task = spawn(io, guard, |mut socket| async move {
+        while let Some(Ok(_)) = socket.recv().await {}
+    });
+    settle().await;
+    let t0 = Instant::now();
+    h.turn();
+    h.peer.until(|p| p.sent() == [notice()]).await;
+    // The client has its new connection: it closes the old one itself.
+    sleep(Duration::from_millis(100)).await;
+    h.peer.send(Msg::Close(Some((1000, "handover".into()))));
+    h.peer.hang_up();
+    task.await.unwrap();
+    assert!(Instant::now() - t0 < LEAD, "no wait for the lead");
+    assert_eq!(h.peer.close(), None, "no Close of ours after the peer's");
+    assert_eq!(
+        h.count(SessionOutcome::Clean),
+        1,
+        "peer-first after the notice is clean"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_push_only_session_gets_its_notice_and_its_close() {
+    let (h, io, guard) = Harness::with_notice(LEAD);
+    let task = spawn(io, guard, |socket| async move {
+        let (mut sink, _stream) = socket.split();
+        let pusher = tokio::spawn(async move {
+            loop {
+                if sink.send(text("tick")).await.is_err() {
+                    return;
+                }
+                sleep(Duration::from_millis(500)).await;
+            }
+        });
+        let _ = pusher.await;
+    });
+    h.peer.until(|p| !p.sent().is_empty()).await;
+    let t0 = Instant::now();
+    h.turn();
+    h.peer.until(|p| p.sent().contains(&notice())).await;
+    assert_eq!(Instant::now(), t0);
+    h.peer.until(|p| p.close().is_some()).await;
+    assert_eq!(Instant::now() - t0, LEAD);
+    let ticks_in_lead = h.peer.sent().iter().filter(|m| **m == text("tick")).count();
+    assert!(
+        ticks_in_lead >= 6,
+        "pushes go on during the lead: {ticks_in_lead}"
+    );
+    h.peer.send(Msg::Close(None));
+    task.await.unwrap();
+    assert_eq!(h.count(SessionOutcome::Clean), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_can_replace_or_turn_off_its_notice() {
+    for custom in [Some(text("server moving")), None] {
+        let (h, io, guard) = Harness::with_notice(LEAD);
+        let task = spawn(io, guard, {
+            let custom = custom.clone();
+            move |mut socket| async move {
+                socket.set_notice(custom);
+                while let Some(Ok(_)) = socket.recv().await {}
+            }
+        });
+        settle().await;
+        let t0 = Instant::now();
+        h.turn();
+        h.peer.until(|p| p.close().is_some()).await;
+        match &custom {
+            Some(m) => {
+                assert_eq!(h.peer.sent()[0], *m);
+                assert_eq!(Instant::now() - t0, LEAD);
+            }
+            None => {
+                assert!(matches!(h.peer.sent()[0], Msg::Close(_)), "no notice");
+                assert_eq!(Instant::now(), t0, "the Close at the turn");
+            }
+        }
+        h.peer.send(Msg::Close(None));
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blocked_notice_does_not_delay_the_close_past_its_bounds() {
+    let (h, io, guard) = Harness::with_notice(LEAD);
+    let task = spawn(io, guard, |mut socket| async move {
+        while let Some(Ok(_)) = socket.recv().await {}
+    });
+    h.peer.block_writes(true);
+    settle().await;
+    let t0 = Instant::now();
+    h.turn();
+    task.await.unwrap();
+    assert_eq!(Instant::now() - t0, LEAD + CLOSE_TIMEOUT);
+    assert!(h.peer.dropped());
+    assert_eq!(h.count(SessionOutcome::TimedOut), 1);
 }
