@@ -15,7 +15,6 @@ use signal_hook::{
     consts::{SIGINT, SIGTERM},
     flag,
     iterator::{Handle, Signals},
-    low_level,
 };
 
 use crate::drain::Shared;
@@ -63,8 +62,11 @@ pub(super) fn listen(shared: Arc<Shared>) -> io::Result<Listener> {
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut previous))
         .map_err(io::Error::from)?;
     let registered = register(&mut defaults);
+    // The default action only while no listener is alive (this one counts
+    // once registered), set before the mask lets a pending signal in.
+    defaults.set_restore(registered.is_err() && defaults.live == 0);
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None).map_err(io::Error::from)?;
-    let (mut signals, restore) = registered?;
+    let mut signals = registered?;
     let handle = signals.handle();
     let spawned = thread::Builder::new()
         .name("wsdrain-signals".into())
@@ -83,31 +85,33 @@ pub(super) fn listen(shared: Arc<Shared>) -> io::Result<Listener> {
         }
         Err(e) => {
             // The signals went down with the closure; back to what was before.
-            restore.store(defaults.live == 0, Ordering::SeqCst);
+            let none_left = defaults.live == 0;
+            defaults.set_restore(none_left);
             Err(e)
         }
     }
 }
 
-/// Registers the default-action stand-ins (once per process) and this
-/// listener's signals, and hands the signals to the listener.
-fn register(defaults: &mut Defaults) -> io::Result<(Signals, Arc<AtomicBool>)> {
-    let restore = match &defaults.restore {
-        Some(restore) => restore.clone(),
-        None => {
-            let restore = Arc::new(AtomicBool::new(false));
-            let term = flag::register_conditional_default(SIGTERM, restore.clone())?;
-            if let Err(e) = flag::register_conditional_default(SIGINT, restore.clone()) {
-                low_level::unregister(term);
-                return Err(e);
-            }
-            defaults.restore = Some(restore.clone());
-            restore
+impl Defaults {
+    fn set_restore(&self, default_action: bool) {
+        if let Some(restore) = &self.restore {
+            restore.store(default_action, Ordering::SeqCst);
         }
-    };
-    let signals = Signals::new([SIGTERM, SIGINT])?;
-    restore.store(false, Ordering::SeqCst);
-    Ok((signals, restore))
+    }
+}
+
+/// Registers the default-action stand-ins (once per process, switched off
+/// until the first listener is gone) and this listener's signals.
+fn register(defaults: &mut Defaults) -> io::Result<Signals> {
+    if defaults.restore.is_none() {
+        let restore = Arc::new(AtomicBool::new(false));
+        // Kept even if what follows fails: signal-hook keeps its OS handler
+        // once installed, and without a stand-in the signal would do nothing.
+        flag::register_conditional_default(SIGTERM, restore.clone())?;
+        defaults.restore = Some(restore.clone());
+        flag::register_conditional_default(SIGINT, restore)?;
+    }
+    Signals::new([SIGTERM, SIGINT])
 }
 
 impl Drop for Listener {
@@ -115,11 +119,9 @@ impl Drop for Listener {
         let mut defaults = DEFAULTS.lock().unwrap_or_else(PoisonError::into_inner);
         defaults.live = defaults.live.saturating_sub(1);
         if defaults.live == 0 {
-            if let Some(restore) = &defaults.restore {
-                // From here on a signal ends the process, before it reaches
-                // the closing listener.
-                restore.store(true, Ordering::SeqCst);
-            }
+            // From here on a signal ends the process, before it reaches the
+            // closing listener.
+            defaults.set_restore(true);
         }
         drop(defaults);
         self.handle.close();
