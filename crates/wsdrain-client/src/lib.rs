@@ -72,9 +72,13 @@
 
 mod client;
 pub mod retry;
+#[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+pub mod tls;
 
 pub use client::{
-    Client, Closed, ConnectFailed, ConnectionId, Event, Events, GiveUp, Reconnect, SendError,
+    Client, Closed, ConnectFailed, ConnectionId, Event, Events, FailedAt, GiveUp, Handover,
+    NotReady, Reconnect, SendError,
 };
 pub use retry::{Decision, Outcome, RetryPolicy, Wait};
 pub use tokio_tungstenite::tungstenite::{self, Message};

@@ -12,6 +12,7 @@ use wsdrain_protocol::{CloseHint, code};
 
 /// What ended a connection, or a connection attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The server sent a Close frame with this code (1005 when it had none) and,
     /// maybe, a retry hint in its reason.
@@ -39,6 +40,7 @@ pub enum Outcome {
 
 /// What to do after an [`Outcome`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decision {
     /// Connect again after `delay`.
     Retry {
@@ -53,6 +55,7 @@ pub enum Decision {
 
 /// Where a reconnect delay comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Wait {
     /// The server's close hint (1001 or 1012 with `retry-after-ms`), plus jitter.
     Hint(CloseHint),

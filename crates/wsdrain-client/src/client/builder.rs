@@ -4,6 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::events::Events;
 use super::handle::{Client, Shared};
@@ -27,24 +31,114 @@ use crate::retry::RetryPolicy;
 #[derive(Debug, Clone)]
 #[must_use = "a Reconnect does nothing until `spawn` is called"]
 pub struct Reconnect {
-    pub(super) url: String,
+    /// The request of every attempt, or why it cannot be made.
+    pub(super) request: Result<Request, String>,
     pub(super) policy: RetryPolicy,
     pub(super) connect_timeout: Duration,
     pub(super) close_timeout: Duration,
+    pub(super) ws_config: WebSocketConfig,
+    pub(super) handover: bool,
+    pub(super) health: Health,
+    #[cfg(feature = "rustls")]
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
     event_capacity: usize,
 }
 
+/// Whether and where the client probes health before reconnecting.
+#[derive(Debug, Clone)]
+pub(super) enum Health {
+    Off,
+    SameOrigin,
+    Url(String),
+}
+
 impl Reconnect {
-    /// A client for `url` (`ws://host:port/path`), with the default policy
-    /// ([`RetryPolicy::default`]).
-    pub fn new(url: impl Into<String>) -> Self {
+    /// A client for `request`: a URL (`ws://host:port/path`, `wss://...`) or
+    /// anything tungstenite's [`IntoClientRequest`] takes, e.g. an
+    /// [`http::Request`](tokio_tungstenite::tungstenite::http::Request) with
+    /// an `Authorization` header or a `Sec-WebSocket-Protocol`. Every attempt,
+    /// handovers included, sends the same request. The default policy is
+    /// [`RetryPolicy::default`].
+    ///
+    /// A request that cannot be built is reported when the client starts:
+    /// [`Event::ConnectFailed`](crate::Event::ConnectFailed) at stage
+    /// [`FailedAt::Request`](crate::FailedAt::Request), then
+    /// [`GiveUp::Unusable`](crate::GiveUp::Unusable).
+    pub fn new(request: impl IntoClientRequest) -> Self {
         Self {
-            url: url.into(),
+            request: request.into_client_request().map_err(|e| e.to_string()),
             policy: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
+            ws_config: WebSocketConfig::default(),
+            handover: true,
+            health: Health::Off,
+            #[cfg(feature = "rustls")]
+            tls: None,
             event_capacity: 1024,
         }
+    }
+
+    /// Adds a header to the upgrade request (e.g. `Authorization`); an
+    /// invalid name or value makes the request unusable (see [`new`](Self::new)).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let Ok(request) = &mut self.request {
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    request.headers_mut().append(name, value);
+                }
+                (Err(e), _) => self.request = Err(format!("header name {name:?}: {e}")),
+                (_, Err(e)) => self.request = Err(format!("header {name} value: {e}")),
+            }
+        }
+        self
+    }
+
+    /// tungstenite's settings for every connection (message and frame size
+    /// limits, buffers); default [`WebSocketConfig::default`].
+    pub fn websocket_config(mut self, config: WebSocketConfig) -> Self {
+        self.ws_config = config;
+        self
+    }
+
+    /// The rustls configuration for `wss://` and `https` health probes,
+    /// e.g. [`tls::config_with_roots`](crate::tls::config_with_roots) for a
+    /// private CA. Without it the roots of the enabled features are trusted
+    /// ([`tls::default_config`](crate::tls::default_config)).
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Make-before-break on a drain notice (default on): on
+    /// `{"type":"wsdrain.reconnect",...}` the client opens its next connection
+    /// at once, moves sends to it when it is open, and reads the old one until
+    /// its Close. Off, the notice is delivered as an ordinary message.
+    pub fn handover(mut self, on: bool) -> Self {
+        self.handover = on;
+        self
+    }
+
+    /// Probes the same origin's `/readyz` (`http`/`https`) before each
+    /// reconnect (default off): after a close or a failed attempt, once the
+    /// hint or backoff has passed, the client GETs it until it answers 200,
+    /// then opens the WebSocket. Probes are paced by the same jittered backoff;
+    /// a `Retry-After` on a 503 is honoured.
+    pub fn health_check(mut self, on: bool) -> Self {
+        self.health = if on { Health::SameOrigin } else { Health::Off };
+        self
+    }
+
+    /// As [`health_check`](Self::health_check), with another URL
+    /// (`http://` or `https://`).
+    pub fn health_url(mut self, url: impl Into<String>) -> Self {
+        self.health = Health::Url(url.into());
+        self
     }
 
     /// First backoff ceiling (default 250 ms); see [`RetryPolicy::base`].
@@ -94,8 +188,9 @@ impl Reconnect {
         self
     }
 
-    /// Bound on one connection attempt, TCP connect and upgrade together
-    /// (default 10 s). A timed-out attempt counts as unreachable.
+    /// Bound on one connection attempt, DNS, TCP, TLS and upgrade together
+    /// (default 10 s), and on one health probe. A timed-out attempt counts as
+    /// unreachable.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -1,5 +1,6 @@
 //! [`Event`]s: what a client observed, in order, as a [`Stream`].
 
+use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::retry::Wait;
 
 /// What a client observed, in order.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A connection is open; [`Client::send`](crate::Client::send) writes on it from now on.
     Connected {
@@ -32,6 +34,31 @@ pub enum Event {
     Closed(Closed),
     /// A connection attempt failed before the upgrade completed.
     ConnectFailed(ConnectFailed),
+    /// The server sent the drain notice on `connection`: its Close follows
+    /// `close_in` later. With handover on (the default) the client opens its
+    /// next connection at once; the notice is not delivered as a
+    /// [`Event::Message`].
+    DrainNotice {
+        /// The connection the notice came on.
+        connection: ConnectionId,
+        /// The lead the server announced (`close_in_ms`).
+        close_in: Duration,
+    },
+    /// The next connection, opened after a [`Event::DrainNotice`], failed: the
+    /// client stays on the old one and reconnects as its Close advises.
+    HandoverFailed {
+        /// The connection that got the notice.
+        connection: ConnectionId,
+        /// Why the new connection failed.
+        failed: ConnectFailed,
+    },
+    /// A handover completed: sends moved from `from` to `to` (announced by
+    /// [`Event::Connected`] for `to`), and `from` has closed (its
+    /// [`Event::Closed`] came just before).
+    Handover(Handover),
+    /// The health probe before a reconnect did not answer 200: the client
+    /// probes again after `delay`.
+    NotReady(NotReady),
     /// The client will try again in `delay`.
     Reconnecting {
         /// The wait before the next attempt.
@@ -43,8 +70,39 @@ pub enum Event {
     GaveUp(GiveUp),
 }
 
+/// A completed handover: [`Event::Handover`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Handover {
+    /// The connection that got the drain notice.
+    pub from: ConnectionId,
+    /// The connection sends moved to.
+    pub to: ConnectionId,
+    /// How long both were open: from `to`'s upgrade to `from`'s end.
+    pub overlap: Duration,
+    /// From the notice to `to`'s upgrade.
+    pub connect_time: Duration,
+}
+
+/// A health probe that did not answer 200: [`Event::NotReady`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NotReady {
+    /// The probe's HTTP status; `None` without an HTTP answer.
+    pub status: Option<u16>,
+    /// The `Retry-After` of the answer.
+    pub retry_after: Option<Duration>,
+    /// What the probe saw, for logs.
+    pub error: String,
+    /// The wait before the next probe.
+    pub delay: Duration,
+    /// Where the wait comes from: `Retry-After` or backoff.
+    pub wait: Wait,
+}
+
 /// How a connection ended: [`Event::Closed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Closed {
     /// The connection that ended.
     pub connection: ConnectionId,
@@ -64,9 +122,47 @@ pub struct Closed {
     pub error: Option<String>,
 }
 
+/// The stage at which a connection attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailedAt {
+    /// The request is unusable (bad URL, unsupported scheme, `wss://`
+    /// without a TLS feature): no retry can fix it.
+    Request,
+    /// Resolving the host name.
+    Dns,
+    /// The TCP connection (refused, unreachable, reset).
+    Tcp,
+    /// The TLS handshake (certificate not trusted, name mismatch, ...).
+    Tls,
+    /// The server answered the upgrade with an HTTP status other than 101.
+    Upgrade,
+    /// The WebSocket handshake broke (I/O error, invalid answer).
+    Handshake,
+    /// The attempt did not complete within the connect timeout.
+    Timeout,
+}
+
+impl fmt::Display for FailedAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailedAt::Request => "request",
+            FailedAt::Dns => "dns",
+            FailedAt::Tcp => "tcp",
+            FailedAt::Tls => "tls",
+            FailedAt::Upgrade => "upgrade",
+            FailedAt::Handshake => "handshake",
+            FailedAt::Timeout => "timeout",
+        })
+    }
+}
+
 /// A failed connection attempt: [`Event::ConnectFailed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectFailed {
+    /// Where it failed.
+    pub stage: FailedAt,
     /// The HTTP status of a refused upgrade (e.g. 503); `None` when there was
     /// no HTTP answer (connection refused, timeout).
     pub status: Option<u16>,
@@ -78,6 +174,7 @@ pub struct ConnectFailed {
 
 /// Why the client stopped: [`Event::GaveUp`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GiveUp {
     /// The server closed with a terminal code (1000, 1008, 4000–4999 by default).
     TerminalClose {
@@ -89,7 +186,8 @@ pub enum GiveUp {
         /// The HTTP status.
         status: u16,
     },
-    /// The request can never succeed (bad URL, unsupported scheme).
+    /// The request can never succeed (bad URL, unsupported scheme, `wss://`
+    /// without TLS): what is wrong with it.
     Unusable(String),
     /// [`Client::close`](crate::Client::close) was called or the [`Events`] were dropped.
     ClientClosed,

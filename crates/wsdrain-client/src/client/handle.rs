@@ -35,6 +35,7 @@ impl fmt::Debug for Client {
 
 /// Why [`Client::send`] did not put a message on an open connection.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SendError {
     /// No connection is open (connecting, waiting to reconnect, stopped, or
     /// closing after [`Client::close`]). The message is handed back; nothing

@@ -3,6 +3,7 @@
 //! connects and reconnects behind them.
 
 mod builder;
+mod connect;
 mod events;
 mod handle;
 mod runner;
@@ -13,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use builder::Reconnect;
-pub use events::{Closed, ConnectFailed, Event, Events, GiveUp};
+pub use events::{Closed, ConnectFailed, Event, Events, FailedAt, GiveUp, Handover, NotReady};
 pub use handle::{Client, SendError};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
