@@ -10,11 +10,21 @@
 //! Lines look like `{"event":"connected","connection":1}`,
 //! `{"event":"sent","seq":3,"connection":1}`, `{"event":"echo","seq":3}`,
 //! `{"event":"closed","code":1001,"reason":"going away; retry-after-ms=2731","retry_in_ms":2731,...}`,
-//! `{"event":"reconnecting","in_ms":2904,"wait":"hint"}`. Runs until Ctrl-C,
-//! then closes with 1000 and exits 0. Logs (`RUST_LOG`) go to stderr.
+//! `{"event":"reconnecting","in_ms":2904,"wait":"hint"}`; with a server that
+//! sends the drain notice (`WSDRAIN_NOTICE_LEAD=1s`),
+//! `{"event":"notice","connection":1,"close_in_ms":1000}`, then
+//! `{"event":"connected","connection":2}` (sends move there),
+//! `{"event":"closed","connection":1,...}` and
+//! `{"event":"handover","from":1,"to":2,"overlap_ms":987,"connect_ms":12}`.
+//! Runs until Ctrl-C, then closes with 1000 and exits 0. Logs (`RUST_LOG`) go
+//! to stderr.
 //!
 //! Flags: `--url URL` (default `ws://127.0.0.1:3000/ws`), `--interval-ms N`
-//! (default 500).
+//! (default 500), `--header 'K: V'` (repeatable, added to the upgrade
+//! request), `--health` (probe the same origin's `/readyz` before each
+//! reconnect), `--health-url URL`, `--ca PEM` (trust this CA for `wss://`,
+//! e.g. the certificate `cargo run --example tls -- --write-cert cert.pem`
+//! writes), `--no-handover` (deliver the drain notice as a message).
 
 use std::{process::ExitCode, time::Duration};
 
@@ -24,12 +34,22 @@ use wsdrain::client::{Event, GiveUp, Message, Reconnect, SendError, Wait};
 struct Args {
     url: String,
     interval: Duration,
+    headers: Vec<(String, String)>,
+    health: bool,
+    health_url: Option<String>,
+    ca: Option<String>,
+    handover: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         url: "ws://127.0.0.1:3000/ws".into(),
         interval: Duration::from_millis(500),
+        headers: Vec::new(),
+        health: false,
+        health_url: None,
+        ca: None,
+        handover: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,8 +63,21 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--interval-ms: bad number {v:?}"))?;
                 args.interval = Duration::from_millis(ms.max(1));
             }
+            "--header" => {
+                let v = value("--header")?;
+                let (name, val) = v
+                    .split_once(':')
+                    .ok_or(format!("--header: expected 'Name: value', got {v:?}"))?;
+                args.headers.push((name.trim().into(), val.trim().into()));
+            }
+            "--health" => args.health = true,
+            "--health-url" => args.health_url = Some(value("--health-url")?),
+            "--ca" => args.ca = Some(value("--ca")?),
+            "--no-handover" => args.handover = false,
             "-h" | "--help" => {
-                println!("usage: client [--url URL] [--interval-ms N]");
+                println!(
+                    "usage: client [--url URL] [--interval-ms N] [--header 'K: V']... [--health | --health-url URL] [--ca PEM] [--no-handover]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}")),
@@ -80,28 +113,87 @@ fn event_json(event: &Event) -> Option<Value> {
         }),
         Event::ConnectFailed(f) => json!({
             "event": "connect_failed",
+            "stage": f.stage.to_string(),
             "status": f.status,
             "retry_after_s": f.retry_after.map(|d| d.as_secs()),
             "error": f.error,
         }),
         Event::Reconnecting { delay, wait } => {
-            let wait = match wait {
-                Wait::Hint(_) => "hint",
-                Wait::RetryAfter(_) => "retry-after",
-                Wait::Backoff { .. } => "backoff",
-            };
-            json!({"event": "reconnecting", "in_ms": delay.as_millis() as u64, "wait": wait})
+            json!({"event": "reconnecting", "in_ms": delay.as_millis() as u64, "wait": wait_name(wait)})
         }
+        Event::DrainNotice {
+            connection,
+            close_in,
+        } => json!({
+            "event": "notice",
+            "connection": connection.get(),
+            "close_in_ms": close_in.as_millis() as u64,
+        }),
+        Event::Handover(h) => json!({
+            "event": "handover",
+            "from": h.from.get(),
+            "to": h.to.get(),
+            "overlap_ms": h.overlap.as_millis() as u64,
+            "connect_ms": h.connect_time.as_millis() as u64,
+        }),
+        Event::HandoverFailed { connection, failed } => json!({
+            "event": "handover_failed",
+            "connection": connection.get(),
+            "stage": failed.stage.to_string(),
+            "status": failed.status,
+            "error": failed.error,
+        }),
+        Event::NotReady(n) => json!({
+            "event": "not_ready",
+            "status": n.status,
+            "error": n.error,
+            "in_ms": n.delay.as_millis() as u64,
+            "wait": wait_name(&n.wait),
+        }),
         Event::GaveUp(cause) => {
             let cause = match cause {
                 GiveUp::TerminalClose { code } => format!("close {code}"),
                 GiveUp::Refused { status } => format!("status {status}"),
                 GiveUp::Unusable(e) => e.clone(),
                 GiveUp::ClientClosed => "closed by the client".into(),
+                other => format!("{other:?}"),
             };
             json!({"event": "gave_up", "cause": cause})
         }
+        other => json!({"event": "other", "debug": format!("{other:?}")}),
     })
+}
+
+fn wait_name(wait: &Wait) -> &'static str {
+    match wait {
+        Wait::Hint(_) => "hint",
+        Wait::RetryAfter(_) => "retry-after",
+        Wait::Backoff { .. } => "backoff",
+        _ => "other",
+    }
+}
+
+fn reconnect(args: &Args) -> Result<Reconnect, String> {
+    let mut reconnect = Reconnect::new(args.url.as_str()).handover(args.handover);
+    for (name, value) in &args.headers {
+        reconnect = reconnect.header(name, value);
+    }
+    if args.health {
+        reconnect = reconnect.health_check(true);
+    }
+    if let Some(url) = &args.health_url {
+        reconnect = reconnect.health_url(url.as_str());
+    }
+    if let Some(path) = &args.ca {
+        use wsdrain::client::tls::rustls::pki_types::{CertificateDer, pem::PemObject};
+        let roots = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("--ca {path}: {e}"))?;
+        let config = wsdrain::client::tls::config_with_roots(roots)
+            .map_err(|e| format!("--ca {path}: {e}"))?;
+        reconnect = reconnect.tls_config(config);
+    }
+    Ok(reconnect)
 }
 
 #[tokio::main]
@@ -119,7 +211,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (client, mut events) = Reconnect::new(args.url).spawn();
+    let (client, mut events) = match reconnect(&args) {
+        Ok(r) => r.spawn(),
+        Err(e) => {
+            eprintln!("client: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut tick = tokio::time::interval(args.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;

@@ -23,7 +23,7 @@ use axum::{
 use common::{InProc, Server, echo_router, quick_policy};
 use nix::sys::signal::Signal;
 use wsdrain::client::{
-    Closed, ConnectFailed, ConnectionId, Event, Events, GiveUp, Message, Reconnect, SendError, Wait,
+    Closed, ConnectionId, Event, Events, FailedAt, GiveUp, Message, Reconnect, SendError, Wait,
 };
 
 /// Bound on waiting for any one event.
@@ -265,12 +265,9 @@ async fn refused_upgrade_retry_after_is_honoured() {
     };
     let failed_seen = Instant::now();
     assert_eq!(
-        failed,
-        ConnectFailed {
-            status: Some(503),
-            retry_after: Some(Duration::from_secs(1)),
-            error: failed.error.clone(),
-        }
+        (failed.stage, failed.status, failed.retry_after),
+        (FailedAt::Upgrade, Some(503), Some(Duration::from_secs(1))),
+        "{failed:?}"
     );
     let (delay, wait) = reconnecting(&mut events).await;
     assert_eq!(wait, Wait::RetryAfter(Duration::from_secs(1)));
