@@ -14,6 +14,10 @@
 //! (PEM) so that a client can trust it, e.g.
 //! `curl --cacert cert.pem https://localhost:3443/readyz`.
 //!
+//! `/ws` echoes; `/ws-headers` first sends one text message with the upgrade
+//! request's headers (`name: value` lines, so a client can see what reached
+//! the server), then echoes.
+//!
 //! The policy comes from `WSDRAIN_*` variables. It prints `listening on
 //! <addr>`, and the drain report on exit (code 0); a bad flag or setting
 //! exits with code 2. As with `wsdrain::serve`, the listener stays open until
@@ -31,7 +35,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, extract::ws::Message, response::Response, routing::get};
+use axum::{Router, extract::ws::Message, http::HeaderMap, response::Response, routing::get};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::{conn::auto::Builder, graceful::GracefulShutdown},
@@ -324,6 +328,21 @@ fn main() -> ExitCode {
                 "/ws",
                 get(|upgrade: GracefulUpgrade| async move {
                     let response: Response = upgrade.on_upgrade(echo);
+                    response
+                }),
+            )
+            .route(
+                "/ws-headers",
+                get(|headers: HeaderMap, upgrade: GracefulUpgrade| async move {
+                    let seen: String = headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+                        .collect();
+                    let response: Response = upgrade.on_upgrade(move |mut socket| async move {
+                        if socket.send(Message::text(seen)).await.is_ok() {
+                            echo(socket).await;
+                        }
+                    });
                     response
                 }),
             )
