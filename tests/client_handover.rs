@@ -450,3 +450,59 @@ async fn health_probe_spares_failed_handshakes_across_a_restart() {
         without.failed
     );
 }
+
+#[tokio::test]
+async fn a_failed_handover_stays_on_the_old_connection_then_follows_the_hint() {
+    // One server: during its own drain it refuses the new connection (503),
+    // so the client keeps the old one until its hinted Close.
+    let policy = common::quick_policy()
+        .close_window(Duration::ZERO)
+        .notice_lead(Duration::from_millis(600))
+        .retry_after(Duration::from_millis(300), Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let server = common::InProc::start(policy, common::echo_router()).await;
+    let (client, mut events) = Reconnect::new(format!("ws://{}/ws", server.addr)).spawn();
+    let first = match next(&mut events).await {
+        Event::Connected { connection } => connection,
+        other => panic!("expected Connected, got {other:?}"),
+    };
+    server.controller.begin();
+    assert!(
+        matches!(next(&mut events).await, Event::DrainNotice { connection, .. } if connection == first)
+    );
+    match next(&mut events).await {
+        Event::HandoverFailed { connection, failed } => {
+            assert_eq!(connection, first);
+            assert_eq!(
+                (failed.stage, failed.status),
+                (FailedAt::Upgrade, Some(503))
+            );
+        }
+        other => panic!("expected HandoverFailed, got {other:?}"),
+    }
+    // Still on the old connection: sends go there and come back.
+    assert_eq!(
+        client.send(Message::text("still here")).await.unwrap(),
+        first
+    );
+    match next(&mut events).await {
+        Event::Message {
+            connection,
+            message,
+        } => assert_eq!((connection, message), (first, Message::text("still here"))),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    let closed = match next(&mut events).await {
+        Event::Closed(closed) => closed,
+        other => panic!("expected Closed, got {other:?}"),
+    };
+    assert_eq!((closed.connection, closed.code), (first, 1001));
+    let hint = closed.hint.expect("a hint");
+    match next(&mut events).await {
+        Event::Reconnecting { wait, .. } => assert_eq!(wait, wsdrain::client::Wait::Hint(hint)),
+        other => panic!("expected Reconnecting, got {other:?}"),
+    }
+    client.close().await;
+    server.report().await;
+}
