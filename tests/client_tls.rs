@@ -138,6 +138,8 @@ async fn refusing_once() -> (
                 continue;
             };
             let record = record.clone();
+            // tungstenite's own callback type.
+            #[allow(clippy::result_large_err)]
             let callback =
                 move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
                     let auth = req

@@ -283,6 +283,7 @@ fn parse_head(buf: &[u8]) -> Option<ProbeAnswer> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

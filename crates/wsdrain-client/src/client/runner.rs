@@ -173,9 +173,9 @@ async fn read_old(old: &mut Option<Old>) -> OldRead {
     }
 }
 
-async fn poll_pending(pending: &mut Option<Pending>) -> Result<Ws, ConnectFailed> {
+async fn poll_pending(pending: &mut Option<Pending>) -> Result<Box<Ws>, ConnectFailed> {
     match pending {
-        Some(p) => (&mut p.attempt).await,
+        Some(p) => (&mut p.attempt).await.map(Box::new),
         None => std::future::pending().await,
     }
 }
@@ -406,7 +406,7 @@ impl Runner {
             enum Step {
                 Cur(Read),
                 Old(OldRead),
-                Opened(Result<Ws, ConnectFailed>),
+                Opened(Result<Box<Ws>, ConnectFailed>),
                 Stop,
             }
             let step = {
@@ -541,8 +541,10 @@ impl Runner {
                         };
                         let delivered = self.report_closed(&o.conn).await.is_some();
                         tracing::info!(from = %handover.from, to = %handover.to, overlap_ms = overlap.as_millis() as u64, "handover");
-                        if !delivered || !self.emit(Event::Handover(handover)).await {
-                            if !client_closing {
+                        if (!delivered || !self.emit(Event::Handover(handover)).await)
+                            && !client_closing
+                        {
+                            {
                                 client_closing = true;
                                 close_open(&self.shared, going_away()).await;
                                 cur.deadline.get_or_insert(Instant::now() + close_timeout);
@@ -554,7 +556,7 @@ impl Runner {
                     let Some(p) = pending.take() else { continue };
                     match opened {
                         Ok(ws) => {
-                            if let Some(o) = self.switch(&mut cur, ws, p.noticed, p.close_in).await
+                            if let Some(o) = self.switch(&mut cur, *ws, p.noticed, p.close_in).await
                             {
                                 old = Some(o);
                                 if !self.emit(Event::Connected { connection: cur.id }).await {
