@@ -18,6 +18,35 @@
 //! `docs/CLIENTS.md` in the repository explains the defaults, and the browser
 //! module that follows the same rules.
 //!
+//! # Make-before-break
+//!
+//! A wsdrain server with the drain notice on (`WSDRAIN_NOTICE_LEAD`) sends
+//! `{"type":"wsdrain.reconnect","close_in_ms":N}` a lead before a session's
+//! Close. The client then opens its next connection to the same request at
+//! once, moves sends to it as soon as it is open ([`Event::Connected`]),
+//! keeps reading the old one until its Close (or closes it with 1000 if the
+//! server overstays the lead by `close_timeout`), and reports
+//! [`Event::Handover`] with the overlap. If the new connection fails
+//! ([`Event::HandoverFailed`]) it stays on the old one and reconnects as its
+//! Close advises. The notice is an [`Event::DrainNotice`], not a message.
+//! [`Client::send`] documents what is guaranteed for messages.
+//!
+//! # Production settings
+//!
+//! * Any request tungstenite's `IntoClientRequest` takes (headers such as
+//!   `Authorization`, subprotocols), or [`Reconnect::header`];
+//!   [`Reconnect::websocket_config`]; [`Reconnect::connect_timeout`].
+//! * `wss://` with rustls on the ring provider, no OpenSSL. Features:
+//!   `rustls-webpki-roots` (default: Mozilla's roots compiled in),
+//!   `rustls-native-roots` (the system's roots), `rustls` (no roots: give
+//!   [`Reconnect::tls_config`], e.g. [`tls::config_with_roots`]).
+//! * A failed attempt says where it failed ([`FailedAt`]: DNS, TCP, TLS,
+//!   HTTP status with `Retry-After`, handshake, timeout).
+//! * Opt-in health probe ([`Reconnect::health_check`]): before reconnecting,
+//!   once the hint or backoff has passed, GET the same origin's `/readyz`
+//!   until it answers 200 ([`Event::NotReady`] meanwhile), so a restarting
+//!   server costs no failed handshakes.
+//!
 //! # API in short
 //!
 //! * [`Reconnect::new(url)`](Reconnect::new), builder methods (`base`, `cap`,
@@ -25,8 +54,10 @@
 //!   [`spawn()`](Reconnect::spawn) → `(Client, Events)`.
 //! * [`Events`] is a [`Stream`](futures_util::Stream) of [`Event`]:
 //!   `Connected`, `Message`, `Closed` (code, reason, parsed hint, `clean`),
-//!   `ConnectFailed` (HTTP status, `Retry-After`), `Reconnecting` (delay and
-//!   why), `GaveUp` (then the stream ends). Dropping it stops the client.
+//!   `ConnectFailed` (stage, HTTP status, `Retry-After`), `Reconnecting`
+//!   (delay and why), `DrainNotice`, `Handover`, `HandoverFailed`,
+//!   `NotReady`, `GaveUp` (then the stream ends). Dropping it stops the
+//!   client. [`Event`] is `#[non_exhaustive]`: match with a `_` arm.
 //! * [`Client::send`] writes on the open connection and returns its
 //!   [`ConnectionId`], or [`SendError::NotConnected`] (message handed back)
 //!   when none is open, or [`SendError::Failed`]. Every send that returned
@@ -59,7 +90,9 @@
 //!         Event::Closed(closed) => println!("closed {} hint {:?}", closed.code, closed.hint),
 //!         Event::Reconnecting { delay, wait } => println!("retry in {delay:?} ({wait})"),
 //!         Event::ConnectFailed(failed) => println!("attempt failed: {}", failed.error),
+//!         Event::Handover(h) => println!("moved {} -> {} ({:?} overlap)", h.from, h.to, h.overlap),
 //!         Event::GaveUp(why) => println!("gave up: {why:?}"),
+//!         _ => {}
 //!     }
 //! }
 //! # }

@@ -79,6 +79,17 @@ impl Client {
     /// Whether the server got it is for the application to learn (an echo, an
     /// acknowledgement); a `Closed` for `id` means no more can arrive on it.
     ///
+    /// The client never writes a message twice and never resends one by
+    /// itself. During a handover (see [`Reconnect::handover`](crate::Reconnect::handover))
+    /// sends move from the noticed connection to the new one at one instant,
+    /// under the same lock `send` holds while it writes: every message is
+    /// written whole on exactly one connection, the one returned. Sends that
+    /// returned the old id were written before the switch; the old
+    /// connection is still read until its Close, so answers to them still
+    /// arrive, as [`Event::Message`](crate::Event::Message) with the old id.
+    /// Order across the switch is the order of the writes, but two
+    /// connections (maybe two servers) can process them in another order.
+    ///
     /// # Errors
     ///
     /// [`SendError::NotConnected`] when no connection is open (the message is
@@ -102,7 +113,12 @@ impl Client {
         }
     }
 
-    /// The open connection, if any.
+    /// The open connection, if any: the one the next [`send`](Self::send)
+    /// would write on.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn connection(&self) -> Option<ConnectionId> {
         self.shared.open.lock().await.as_ref().map(|o| o.id)
     }
@@ -110,6 +126,13 @@ impl Client {
     /// Stops the client: sends `Close(1000)` on the open connection (if any),
     /// and never reconnects. The events end with [`Event::Closed`](crate::Event::Closed) (when a
     /// connection was open) and [`Event::GaveUp`](crate::Event::GaveUp) with [`GiveUp::ClientClosed`](crate::GiveUp::ClientClosed).
+    /// During a handover the old connection is closed with 1000 as well.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stop is recorded before the first await, so a cancelled `close`
+    /// still stops the client; the `Close(1000)` frame may then be left
+    /// unsent, and the client closes with 1000 on its own.
     pub async fn close(&self) {
         self.shared.stop.send_replace(true);
         close_open(
