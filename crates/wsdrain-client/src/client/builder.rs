@@ -243,3 +243,38 @@ impl Reconnect {
         (Client { shared }, Events { rx })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{Event, FailedAt, GiveUp};
+
+    #[tokio::test]
+    async fn an_unusable_request_says_why_and_gives_up() {
+        for (reconnect, says) in [
+            (
+                Reconnect::new("ws://127.0.0.1:9/ws").header("bad name", "x"),
+                "header name",
+            ),
+            (Reconnect::new("ftp://127.0.0.1:9/"), "scheme"),
+            (
+                Reconnect::new("ws://127.0.0.1:9/ws").health_url("not a url"),
+                "health URL",
+            ),
+        ] {
+            let (_client, mut events) = reconnect.spawn();
+            match events.next().await.unwrap() {
+                Event::ConnectFailed(f) => {
+                    assert_eq!(f.stage, FailedAt::Request, "{f:?}");
+                    assert!(f.error.contains(says), "{f:?}");
+                }
+                other => panic!("expected ConnectFailed, got {other:?}"),
+            }
+            match events.next().await.unwrap() {
+                Event::GaveUp(GiveUp::Unusable(why)) => assert!(why.contains(says), "{why}"),
+                other => panic!("expected GaveUp, got {other:?}"),
+            }
+        }
+    }
+}
