@@ -172,6 +172,18 @@ pub struct ConnectFailed {
     pub error: String,
 }
 
+impl fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.stage, self.error)?;
+        if let Some(after) = self.retry_after {
+            write!(f, " (Retry-After {} s)", after.as_secs())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConnectFailed {}
+
 /// Why the client stopped: [`Event::GaveUp`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
