@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Lines look like `{"event":"connected","connection":1}`,
-//! `{"event":"sent","seq":3,"connection":1}`, `{"event":"echo","seq":3}`,
+//! `{"event":"sent","seq":3,"connection":1}`, `{"event":"echo","seq":3,"connection":1}`,
 //! `{"event":"closed","code":1001,"reason":"going away; retry-after-ms=2731","retry_in_ms":2731,...}`,
 //! `{"event":"reconnecting","in_ms":2904,"wait":"hint"}`; with a server that
 //! sends the drain notice (`WSDRAIN_NOTICE_LEAD=1s`),
@@ -95,11 +95,14 @@ fn event_json(event: &Event) -> Option<Value> {
         Event::Connected { connection } => {
             json!({"event": "connected", "connection": connection.get()})
         }
-        Event::Message { message, .. } => {
+        Event::Message {
+            message,
+            connection,
+        } => {
             let text = message.to_text().ok()?;
             match text.parse::<u64>() {
-                Ok(seq) => json!({"event": "echo", "seq": seq}),
-                Err(_) => json!({"event": "message", "text": text}),
+                Ok(seq) => json!({"event": "echo", "seq": seq, "connection": connection.get()}),
+                Err(_) => json!({"event": "message", "text": text, "connection": connection.get()}),
             }
         }
         Event::Closed(c) => json!({
