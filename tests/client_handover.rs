@@ -506,3 +506,106 @@ async fn a_failed_handover_stays_on_the_old_connection_then_follows_the_hint() {
     client.close().await;
     server.report().await;
 }
+
+/// A server on one port whose first two sessions get the notice (leads of
+/// 800 ms, then 1500 ms) and then a hinted Close; later sessions just echo.
+fn noticing_router() -> axum::Router {
+    use axum::extract::ws::{CloseFrame, Message as M, WebSocket, WebSocketUpgrade};
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    };
+    async fn echo_until(socket: &mut WebSocket, until: Option<tokio::time::Instant>) -> bool {
+        loop {
+            let deadline = async {
+                match until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = deadline => return true,
+                m = socket.recv() => match m {
+                    Some(Ok(m @ M::Text(_))) => {
+                        if socket.send(m).await.is_err() {
+                            return false;
+                        }
+                    }
+                    Some(Ok(M::Close(_))) | None | Some(Err(_)) => return false,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+    let sessions = Arc::new(AtomicU32::new(0));
+    axum::Router::new().route(
+        "/ws",
+        axum::routing::get(move |upgrade: WebSocketUpgrade| {
+            let n = sessions.fetch_add(1, Ordering::SeqCst);
+            async move {
+                upgrade.on_upgrade(move |mut socket| async move {
+                    let lead = match n {
+                        0 => Duration::from_millis(800),
+                        1 => Duration::from_millis(1500),
+                        _ => {
+                            echo_until(&mut socket, None).await;
+                            return;
+                        }
+                    };
+                    let notice = wsdrain::protocol::encode_notice(lead.as_millis() as u64);
+                    if socket.send(M::Text(notice.into())).await.is_err() {
+                        return;
+                    }
+                    let until = tokio::time::Instant::now() + lead;
+                    if echo_until(&mut socket, Some(until)).await {
+                        let close = CloseFrame {
+                            code: 1001,
+                            reason: "going away; retry-after-ms=5000".into(),
+                        };
+                        let _ = socket.send(M::Close(Some(close))).await;
+                        while let Some(Ok(m)) = socket.recv().await {
+                            if matches!(m, M::Close(_)) {
+                                break;
+                            }
+                        }
+                    }
+                })
+            }
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_notice_during_a_handover_hands_over_again_once_the_old_one_closed() {
+    let policy = common::quick_policy().build().unwrap();
+    let server = common::InProc::start(policy, noticing_router()).await;
+    let (client, mut events) = Reconnect::new(format!("ws://{}/ws", server.addr)).spawn();
+    let mut timeline = Vec::new();
+    let mut handovers = Vec::new();
+    while handovers.len() < 2 {
+        let event = next(&mut events).await;
+        match &event {
+            Event::Handover(h) => handovers.push(h.clone()),
+            Event::Reconnecting { .. }
+            | Event::ConnectFailed(_)
+            | Event::HandoverFailed { .. }
+            | Event::GaveUp(_) => panic!("unexpected {event:?} after {timeline:#?}"),
+            _ => {}
+        }
+        timeline.push((Instant::now(), event));
+    }
+    let ids: Vec<(u64, u64)> = handovers
+        .iter()
+        .map(|h| (h.from.get(), h.to.get()))
+        .collect();
+    assert_eq!(ids, [(1, 2), (2, 3)], "{timeline:#?}");
+    assert_eq!(disconnected(&timeline), Duration::ZERO, "{timeline:#?}");
+    // Sends are on the third connection, and it answers.
+    let third = client.send(Message::text("7")).await.unwrap();
+    assert_eq!(third.get(), 3);
+    match next(&mut events).await {
+        Event::Message { connection, .. } => assert_eq!(connection, third),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    client.close().await;
+}

@@ -402,6 +402,9 @@ impl Runner {
         let mut old: Option<Old> = None;
         let mut pending: Option<Pending> = None;
         let mut client_closing = false;
+        // A notice on the new connection while the old one still drains:
+        // its handover starts when the old one has closed.
+        let mut deferred: Option<(ConnectionId, Instant, Duration)> = None;
         loop {
             enum Step {
                 Cur(Read),
@@ -433,17 +436,17 @@ impl Runner {
                             Some(ms) => {
                                 let close_in = Duration::from_millis(ms);
                                 tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
-                                if pending.is_none()
-                                    && old.is_none()
-                                    && !client_closing
-                                    && cur.frame.is_none()
-                                {
-                                    pending = Some(Pending {
-                                        from: cur.id,
-                                        noticed: Instant::now(),
-                                        close_in,
-                                        attempt: Box::pin(connect::connect(target.clone())),
-                                    });
+                                if pending.is_none() && !client_closing && cur.frame.is_none() {
+                                    if old.is_none() {
+                                        pending = Some(Pending {
+                                            from: cur.id,
+                                            noticed: Instant::now(),
+                                            close_in,
+                                            attempt: Box::pin(connect::connect(target.clone())),
+                                        });
+                                    } else {
+                                        deferred = Some((cur.id, Instant::now(), close_in));
+                                    }
                                 }
                                 Event::DrainNotice {
                                     connection: cur.id,
@@ -540,6 +543,16 @@ impl Runner {
                             connect_time: o.connect_time,
                         };
                         let delivered = self.report_closed(&o.conn).await.is_some();
+                        if let Some((from, noticed, close_in)) = deferred.take() {
+                            if from == cur.id && cur.frame.is_none() && !client_closing {
+                                pending = Some(Pending {
+                                    from,
+                                    noticed,
+                                    close_in,
+                                    attempt: Box::pin(connect::connect(target.clone())),
+                                });
+                            }
+                        }
                         tracing::info!(from = %handover.from, to = %handover.to, overlap_ms = overlap.as_millis() as u64, "handover");
                         if (!delivered || !self.emit(Event::Handover(handover)).await)
                             && !client_closing
