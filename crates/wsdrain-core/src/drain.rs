@@ -21,7 +21,7 @@ use wsdrain_protocol::CloseHint;
 use crate::{
     Phase, metrics,
     outcome::SessionOutcome,
-    policy::DrainPolicy,
+    policy::{ClosingUpgrades, DrainPolicy},
     registry::{Refused, Registry, SessionSignal},
 };
 
@@ -285,6 +285,9 @@ impl Drain {
         };
         metrics::sessions(self.shared.registry.live());
         if reg.late {
+            if self.shared.policy.closing_upgrades() == ClosingUpgrades::TryAgainLater {
+                reg.signal.mark_try_again();
+            }
             reg.signal.fire(self.shared.policy.draw_hint());
             tracing::debug!(target: "wsdrain", key = reg.key, "late session closed at once");
         }
@@ -304,10 +307,14 @@ impl Drain {
     ///
     /// # Errors
     ///
-    /// [`Refused::Closing`], or what [`register_session`](Self::register_session)
-    /// refuses; answer with 503 + `Retry-After`. Counted as refused upgrades.
+    /// [`Refused::Closing`] (unless the policy accepts such upgrades, to
+    /// close them with 1013: [`ClosingUpgrades`]), or what
+    /// [`register_session`](Self::register_session) refuses; answer with
+    /// 503 + `Retry-After`. Counted as refused upgrades.
     pub fn register_upgrade(&self) -> Result<SessionGuard, Refused> {
-        if self.phase() >= Phase::Closing {
+        if self.phase() >= Phase::Closing
+            && self.shared.policy.closing_upgrades() == ClosingUpgrades::Refuse
+        {
             self.count_refused_upgrade(Refused::Closing.as_str());
             return Err(Refused::Closing);
         }
