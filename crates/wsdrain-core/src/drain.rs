@@ -233,11 +233,19 @@ impl Drain {
     }
 
     /// Resolves when the drain begins (readiness turns 503).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing.
     pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
         self.reached(Phase::Draining)
     }
 
     /// Resolves when sessions start being closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing.
     pub fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
         self.reached(Phase::Closing)
     }
@@ -245,11 +253,19 @@ impl Drain {
     /// Resolves when the drain is over: pass it to
     /// `axum::serve(..).with_graceful_shutdown(..)` so the listener stays open
     /// (answering `/readyz` with 503) until then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing.
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         self.reached(Phase::Closed)
     }
 
     /// Resolves at the forced end (deadline or second signal), if it comes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing.
     pub fn forced(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.forced.clone().cancelled_owned()
     }
