@@ -152,6 +152,7 @@ impl Shared {
 
 /// A snapshot of the drain, as the readiness endpoint reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Status {
     /// The current phase.
     pub phase: Phase,
