@@ -32,6 +32,9 @@
 //!   process gets SIGUSR1, the application's own readiness joined with the
 //!   drain's through `DrainLayer::readiness`.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -48,7 +51,7 @@ use axum::{
     response::Response,
     routing::get,
 };
-use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, GracefulUpgrade};
+use wsdrain::{DrainLayer, GracefulSocket, GracefulUpgrade};
 
 struct Args {
     listen: SocketAddr,
@@ -181,13 +184,7 @@ async fn plain(args: Args) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    support::init_logs();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -204,13 +201,6 @@ fn main() -> ExitCode {
             }
         };
     }
-    let policy = match DrainPolicy::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("echo: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
     // The opt-in admin endpoint (`WSDRAIN_ADMIN_TOKEN`): off by default.
     let admin = match wsdrain::axum::AdminConfig::from_env() {
         Ok(a) => a,
@@ -219,22 +209,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Signals first, while this is the only thread: from here on no SIGTERM
-    // is lost, even before the runtime or the listener exist.
-    let controller = DrainController::new(policy);
-    let _signals = match controller.listen_for_signals() {
+    // Policy, signals (while this is the only thread), then the runtime.
+    let support::Started {
+        controller,
+        signals: _signals,
+        runtime,
+    } = match support::start("echo") {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("echo: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("echo: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let read_buffer = args.read_buffer;

@@ -17,6 +17,9 @@
 //! connection), then plain HTTP connections are asked to finish and get at
 //! most half the deadline margin to do it.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{net::SocketAddr, pin::pin, process::ExitCode, time::Duration};
 
 use axum::{Router, extract::ws::Message, response::Response, routing::get};
@@ -26,7 +29,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
-use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, GracefulUpgrade};
+use wsdrain::{DrainController, DrainLayer, GracefulSocket, GracefulUpgrade};
 
 async fn echo(mut socket: GracefulSocket) {
     while let Some(msg) = socket.recv().await {
@@ -83,12 +86,7 @@ async fn accept_loop(listener: TcpListener, app: Router, controller: &DrainContr
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_logs();
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 3000));
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -100,28 +98,14 @@ fn main() -> ExitCode {
             }
         }
     }
-    let policy = match DrainPolicy::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("hyper: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // Signals first: a SIGTERM during start-up is kept, not lost.
-    let controller = DrainController::new(policy);
-    let _signals = match controller.listen_for_signals() {
+    // Policy, signals (while this is the only thread), then the runtime.
+    let support::Started {
+        controller,
+        signals: _signals,
+        runtime,
+    } = match support::start("hyper") {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("hyper: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hyper: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let app = Router::new()

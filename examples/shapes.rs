@@ -26,6 +26,9 @@
 //! the drain report and `cleanups: N`: how many handlers ran the code after
 //! their socket loop.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{
     collections::HashMap,
     net::SocketAddr,
@@ -39,7 +42,7 @@ use std::{
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt, stream::SplitSink};
 use tokio::sync::broadcast;
-use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, GracefulUpgrade};
+use wsdrain::{DrainController, DrainLayer, GracefulSocket, GracefulUpgrade};
 
 /// What the shapes need of a stack's message type.
 trait Msg: Send + Sync + 'static {
@@ -303,12 +306,7 @@ async fn serve_tungstenite(
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_logs();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -316,27 +314,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = match DrainPolicy::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("shapes: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let controller = DrainController::new(policy);
-    let _signals = match controller.listen_for_signals() {
+    // Policy, signals (while this is the only thread), then the runtime.
+    let support::Started {
+        controller,
+        signals: _signals,
+        runtime,
+    } = match support::start("shapes") {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("shapes: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("shapes: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let name: &'static str = args.shape.leak();
     runtime.block_on(async {

@@ -24,6 +24,9 @@
 //! the drain reaches Closed, then plain HTTP connections get at most half
 //! the deadline margin to finish.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{
     io,
     net::SocketAddr,
@@ -54,7 +57,7 @@ use tokio_rustls::{
     },
     server::TlsStream,
 };
-use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, GracefulUpgrade};
+use wsdrain::{DrainController, DrainLayer, GracefulSocket, GracefulUpgrade};
 
 /// How long a client may take over its TLS handshake; a stalled one must not
 /// hold a task forever.
@@ -273,12 +276,7 @@ async fn accept_loop(
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_logs();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -299,28 +297,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = match DrainPolicy::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("tls: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // Signals first: a SIGTERM during start-up is kept, not lost.
-    let controller = DrainController::new(policy);
-    let _signals = match controller.listen_for_signals() {
+    // Policy, signals (while this is the only thread), then the runtime.
+    let support::Started {
+        controller,
+        signals: _signals,
+        runtime,
+    } = match support::start("tls") {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("tls: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tls: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let app = Router::new()

@@ -2,10 +2,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use wsdrain_core::{
-    AlwaysReady, Drain, DrainBody, DrainCause, DrainController, DrainLayer, DrainPolicy,
-    DrainPolicyBuilder, DrainReport, DrainService, DrainTrigger, ForcedBy, Phase, PolicyError,
-    ReadinessCheck, Refused, ResponseFuture, SessionGuard, SessionOutcome, SignalListener, Status,
-    UpgradeClaim, is_upgrade_request, policy, schedule, ws,
+    AlwaysReady, ClosingUpgrades, Drain, DrainBody, DrainCause, DrainController, DrainLayer,
+    DrainPolicy, DrainPolicyBuilder, DrainReport, DrainService, DrainTrigger, ForcedBy, Phase,
+    PolicyError, ReadinessCheck, Refused, ResponseFuture, SessionGuard, SessionOutcome,
+    SignalListener, Status, UpgradeClaim, is_upgrade_request, policy, schedule, ws,
 };
 pub use wsdrain_protocol as protocol;
 pub use wsdrain_protocol::CloseHint;

@@ -404,3 +404,27 @@ async fn the_peer_closing_first_is_counted_as_such() {
     assert_eq!(report.closed_by_peer, 1, "{report}");
     assert_eq!(report.sessions_at_closing, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_close_1013_an_upgrade_during_closing_is_accepted_and_told_to_try_again() {
+    let policy = quick_policy()
+        .closing_upgrades(wsdrain::ClosingUpgrades::TryAgainLater)
+        .build()
+        .unwrap();
+    let s = InProc::start(policy, echo_router()).await;
+    let held = s.drain.register_session().expect("registered"); // keeps the drain in Closing
+    s.controller.begin();
+    s.drain.closing().await;
+    // A browser can read this, where it would see only 1006 for a 503.
+    match read_to_end(ws_connect(s.addr).await).await {
+        Ending::Closed { code, reason, .. } => {
+            assert_eq!(code, 1013, "{reason}");
+            assert!(hint_ms(&reason).is_some(), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(held);
+    let report = s.report().await;
+    assert_eq!(report.refused_upgrades, 0, "{report}");
+    assert_eq!(report.closed_clean, 1, "{report}");
+}

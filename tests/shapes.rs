@@ -24,6 +24,9 @@ const CLIENTS: usize = 8;
 const SILENT: usize = 2;
 const CLOSE_WINDOW: Duration = Duration::from_secs(1);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// What a loaded 2-core machine may add to any moment; the deadline (18 s)
+/// stays far beyond every bound.
+const SLACK: Duration = Duration::from_millis(1500);
 const ENV: [(&str, &str); 4] = [
     ("WSDRAIN_DRAIN_DELAY", "0s"),
     ("WSDRAIN_CLOSE_WINDOW", "1s"),
@@ -69,7 +72,7 @@ async fn drain_shape(stack: &str, shape: &str) -> Result<(), String> {
                 if code != 1001 || hint_ms(&reason).is_none() {
                     return Err(format!("client closed with {code} {reason:?}"));
                 }
-                if at - t0 > CLOSE_WINDOW + Duration::from_millis(500) {
+                if at - t0 > CLOSE_WINDOW + SLACK {
                     return Err(format!("client closed {:?} after SIGTERM", at - t0));
                 }
             }
@@ -88,9 +91,7 @@ async fn drain_shape(stack: &str, shape: &str) -> Result<(), String> {
             return Err(format!("silent peer closed with {code} {reason:?}"));
         }
         let held = eof - at;
-        if held < CLOSE_TIMEOUT - Duration::from_millis(100)
-            || held > CLOSE_TIMEOUT + Duration::from_millis(700)
-        {
+        if held < CLOSE_TIMEOUT - Duration::from_millis(100) || held > CLOSE_TIMEOUT + SLACK {
             return Err(format!("silent peer dropped {held:?} after its Close"));
         }
     }
@@ -100,7 +101,7 @@ async fn drain_shape(stack: &str, shape: &str) -> Result<(), String> {
     }
     // The turns (≤ window), the silent peers' handshakes (close_timeout), and
     // for handlers that cannot learn of their close, one more close_timeout.
-    let bound = CLOSE_WINDOW + 2 * CLOSE_TIMEOUT + Duration::from_millis(1500);
+    let bound = CLOSE_WINDOW + 2 * CLOSE_TIMEOUT + 2 * SLACK;
     if took > bound {
         return Err(format!("exit {took:?} after SIGTERM (bound {bound:?})"));
     }

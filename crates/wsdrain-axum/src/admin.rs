@@ -149,6 +149,10 @@ impl AdminConfig {
     /// # Errors
     ///
     /// If the address cannot be bound.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it closes the endpoint's listener; a drain it began goes on.
     pub async fn serve(&self, trigger: DrainTrigger) -> io::Result<()> {
         let listener = tokio::net::TcpListener::bind(self.listen).await?;
         tracing::info!(target: "wsdrain", listen = %self.listen, "admin endpoint enabled");

@@ -21,7 +21,7 @@ use wsdrain_protocol::CloseHint;
 use crate::{
     Phase, metrics,
     outcome::SessionOutcome,
-    policy::DrainPolicy,
+    policy::{ClosingUpgrades, DrainPolicy},
     registry::{Refused, Registry, SessionSignal},
 };
 
@@ -152,6 +152,7 @@ impl Shared {
 
 /// A snapshot of the drain, as the readiness endpoint reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Status {
     /// The current phase.
     pub phase: Phase,
@@ -233,11 +234,19 @@ impl Drain {
     }
 
     /// Resolves when the drain begins (readiness turns 503).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing.
     pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
         self.reached(Phase::Draining)
     }
 
     /// Resolves when sessions start being closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing.
     pub fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
         self.reached(Phase::Closing)
     }
@@ -245,11 +254,19 @@ impl Drain {
     /// Resolves when the drain is over: pass it to
     /// `axum::serve(..).with_graceful_shutdown(..)` so the listener stays open
     /// (answering `/readyz` with 503) until then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing.
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         self.reached(Phase::Closed)
     }
 
     /// Resolves at the forced end (deadline or second signal), if it comes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it loses nothing.
     pub fn forced(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.forced.clone().cancelled_owned()
     }
@@ -285,6 +302,9 @@ impl Drain {
         };
         metrics::sessions(self.shared.registry.live());
         if reg.late {
+            if self.shared.policy.closing_upgrades() == ClosingUpgrades::TryAgainLater {
+                reg.signal.mark_try_again();
+            }
             reg.signal.fire(self.shared.policy.draw_hint());
             tracing::debug!(target: "wsdrain", key = reg.key, "late session closed at once");
         }
@@ -304,10 +324,14 @@ impl Drain {
     ///
     /// # Errors
     ///
-    /// [`Refused::Closing`], or what [`register_session`](Self::register_session)
-    /// refuses; answer with 503 + `Retry-After`. Counted as refused upgrades.
+    /// [`Refused::Closing`] (unless the policy accepts such upgrades, to
+    /// close them with 1013: [`ClosingUpgrades`]), or what
+    /// [`register_session`](Self::register_session) refuses; answer with
+    /// 503 + `Retry-After`. Counted as refused upgrades.
     pub fn register_upgrade(&self) -> Result<SessionGuard, Refused> {
-        if self.phase() >= Phase::Closing {
+        if self.phase() >= Phase::Closing
+            && self.shared.policy.closing_upgrades() == ClosingUpgrades::Refuse
+        {
             self.count_refused_upgrade(Refused::Closing.as_str());
             return Err(Refused::Closing);
         }

@@ -21,6 +21,7 @@ use crate::{
     Phase,
     body::DrainBody,
     drain::{Drain, RequestGuard},
+    policy::ClosingUpgrades,
 };
 
 #[derive(Debug, Clone)]
@@ -267,12 +268,16 @@ where
         } else if path == self.config.liveness_path {
             Some(health(&self.drain, None))
         } else if self.drain.phase() >= Phase::Closing {
-            let upgrade = is_upgrade_request(&req);
-            if upgrade {
+            // With `ClosingUpgrades::TryAgainLater` the upgrade goes on; its
+            // session is closed at once with 1013 and the hint.
+            let refuse_upgrade = is_upgrade_request(&req)
+                && self.drain.policy().closing_upgrades() == ClosingUpgrades::Refuse;
+            if refuse_upgrade {
                 self.drain.count_refused_upgrade("closing");
                 tracing::debug!(target: "wsdrain", "upgrade refused: closing");
             }
-            (upgrade || self.config.refuse_requests_when_closing).then(|| refusal(&self.drain))
+            (refuse_upgrade || self.config.refuse_requests_when_closing)
+                .then(|| refusal(&self.drain))
         } else {
             None
         };

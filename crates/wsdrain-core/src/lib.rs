@@ -53,7 +53,7 @@ pub use layer::{
 };
 pub use outcome::SessionOutcome;
 pub use phase::Phase;
-pub use policy::{DrainPolicy, DrainPolicyBuilder, PolicyError};
+pub use policy::{ClosingUpgrades, DrainPolicy, DrainPolicyBuilder, PolicyError};
 pub use registry::Refused;
 pub use report::{DrainReport, ForcedBy};
 pub use signal::SignalListener;

@@ -23,6 +23,9 @@ pub(crate) struct SessionSignal {
     turn: AtomicU64,
     /// Set at the forced end.
     forced: AtomicBool,
+    /// Registered during Closing with `ClosingUpgrades::TryAgainLater`: its
+    /// Close says 1013, at once.
+    try_again: AtomicBool,
     /// The task that runs the session (it owns the close).
     task: AtomicWaker,
 }
@@ -44,6 +47,14 @@ impl SessionSignal {
         if !self.forced.swap(true, Ordering::AcqRel) {
             self.task.wake();
         }
+    }
+
+    pub(crate) fn mark_try_again(&self) {
+        self.try_again.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_try_again(&self) -> bool {
+        self.try_again.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_forced(&self) -> bool {

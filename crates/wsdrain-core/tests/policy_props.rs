@@ -16,7 +16,7 @@ use wsdrain_core::{
 };
 
 const DURATIONS: [&str; 7] = ENV_DURATIONS;
-const ALL: [&str; 9] = ENV_SETTINGS;
+const ALL: [&str; 10] = ENV_SETTINGS;
 
 /// Text near the duration syntax, plus anything at all.
 fn value() -> impl Strategy<Value = String> {
@@ -68,7 +68,8 @@ fn lookup<'a>(vars: &'a HashMap<&'static str, String>) -> impl Fn(&str) -> Optio
 fn named_setting(err: &PolicyError) -> Option<&'static str> {
     match err {
         PolicyError::InvalidDuration { setting, .. }
-        | PolicyError::InvalidNumber { setting, .. } => Some(*setting),
+        | PolicyError::InvalidNumber { setting, .. }
+        | PolicyError::InvalidChoice { setting, .. } => Some(*setting),
         _ => None,
     }
 }

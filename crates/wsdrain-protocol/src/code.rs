@@ -11,6 +11,11 @@ pub const GOING_AWAY: u16 = 1001;
 /// An optional alternative to [`GOING_AWAY`].
 pub const SERVICE_RESTART: u16 = 1012;
 
+/// 1013 Try Again Later: the server is overloaded or, here, draining; sent
+/// to an upgrade accepted during the drain's Closing phase, with the hint,
+/// when the policy asks for it instead of a 503.
+pub const TRY_AGAIN_LATER: u16 = 1013;
+
 /// 1000 Normal Closure: the purpose of the connection has been fulfilled. Not a
 /// drain code; clients treat it as terminal by default.
 pub const NORMAL: u16 = 1000;

@@ -136,6 +136,10 @@ impl std::error::Error for AcceptError {
 /// # Errors
 ///
 /// As [`accept_with_config`].
+///
+/// # Cancel safety
+///
+/// As [`accept_with_config`]: not cancel safe.
 pub async fn accept<S, H, Fut>(drain: &Drain, stream: S, handler: H) -> Result<(), AcceptError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use wsdrain_protocol::check_close_code;
 
 use super::env::KUBERNETES_SERVICE_HOST;
-use super::{DrainPolicy, PolicyError, defaults, slowest_close};
+use super::{ClosingUpgrades, DrainPolicy, PolicyError, defaults, slowest_close};
 
 /// Builds a [`DrainPolicy`]; every setting starts at its [default](defaults).
 #[derive(Debug, Clone, Default)]
@@ -23,6 +23,7 @@ pub struct DrainPolicyBuilder {
     pub(super) close_code: Option<u16>,
     pub(super) close_text: Option<String>,
     pub(super) max_sessions: Option<usize>,
+    pub(super) closing_upgrades: Option<ClosingUpgrades>,
     pub(super) kubernetes: Option<bool>,
 }
 
@@ -50,6 +51,12 @@ impl DrainPolicyBuilder {
     /// closes (docs/PROTOCOL.md). Counted in the budget.
     pub fn notice_lead(mut self, d: Duration) -> Self {
         self.notice_lead = Some(d);
+        self
+    }
+    /// What an upgrade that arrives during Closing gets (default
+    /// [`ClosingUpgrades::Refuse`]: 503 + `Retry-After`).
+    pub fn closing_upgrades(mut self, choice: ClosingUpgrades) -> Self {
+        self.closing_upgrades = Some(choice);
         self
     }
     /// The platform's grace period after SIGTERM (default 30 s, Kubernetes'
@@ -139,6 +146,7 @@ impl DrainPolicyBuilder {
             close_code: self.close_code.unwrap_or(base.close_code),
             close_text: self.close_text.unwrap_or(base.close_text),
             max_sessions: self.max_sessions,
+            closing_upgrades: self.closing_upgrades.unwrap_or_default(),
         };
         policy.validate()?;
         Ok(policy)

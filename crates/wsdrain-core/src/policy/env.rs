@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{DrainPolicy, DrainPolicyBuilder, PolicyError, parse_duration};
+use super::{ClosingUpgrades, DrainPolicy, DrainPolicyBuilder, PolicyError, parse_duration};
 
 /// Environment variable for [`DrainPolicyBuilder::drain_delay`].
 pub const ENV_DRAIN_DELAY: &str = "WSDRAIN_DRAIN_DELAY";
@@ -10,6 +10,9 @@ pub const ENV_DRAIN_DELAY: &str = "WSDRAIN_DRAIN_DELAY";
 pub const ENV_CLOSE_WINDOW: &str = "WSDRAIN_CLOSE_WINDOW";
 /// Environment variable for [`DrainPolicyBuilder::close_timeout`].
 pub const ENV_CLOSE_TIMEOUT: &str = "WSDRAIN_CLOSE_TIMEOUT";
+/// Environment variable for [`DrainPolicyBuilder::closing_upgrades`]:
+/// `refuse` or `close-1013`.
+pub const ENV_CLOSING_UPGRADES: &str = "WSDRAIN_CLOSING_UPGRADES";
 /// Environment variable for [`DrainPolicyBuilder::notice_lead`].
 pub const ENV_NOTICE_LEAD: &str = "WSDRAIN_NOTICE_LEAD";
 /// Environment variable for [`DrainPolicyBuilder::grace_period`].
@@ -35,7 +38,7 @@ pub const ENV_DURATIONS: [&str; 7] = [
 ];
 
 /// Every setting [`DrainPolicyBuilder::env`] reads.
-pub const ENV_SETTINGS: [&str; 9] = [
+pub const ENV_SETTINGS: [&str; 10] = [
     ENV_DRAIN_DELAY,
     ENV_CLOSE_WINDOW,
     ENV_CLOSE_TIMEOUT,
@@ -45,6 +48,7 @@ pub const ENV_SETTINGS: [&str; 9] = [
     ENV_RETRY_AFTER_MAX,
     ENV_CLOSE_CODE,
     ENV_MAX_SESSIONS,
+    ENV_CLOSING_UPGRADES,
 ];
 
 /// Set by Kubernetes in every pod; its absence means "a developer's machine".
@@ -132,6 +136,20 @@ impl DrainPolicyBuilder {
                 })?;
             self.max_sessions = Some(max);
         }
+        if let Some(v) = get(ENV_CLOSING_UPGRADES) {
+            let choice = match v.trim().to_ascii_lowercase().as_str() {
+                "refuse" => ClosingUpgrades::Refuse,
+                "close-1013" => ClosingUpgrades::TryAgainLater,
+                _ => {
+                    return Err(PolicyError::InvalidChoice {
+                        setting: ENV_CLOSING_UPGRADES,
+                        value: v,
+                        allowed: "refuse, close-1013",
+                    });
+                }
+            };
+            self.closing_upgrades = Some(choice);
+        }
         if self.kubernetes.is_none() {
             self.kubernetes = Some(lookup(KUBERNETES_SERVICE_HOST).is_some());
         }
@@ -198,11 +216,34 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains(name) && msg.contains("soon"), "{msg}");
         }
-        for name in [ENV_CLOSE_CODE, ENV_MAX_SESSIONS] {
+        for name in [ENV_CLOSE_CODE, ENV_MAX_SESSIONS, ENV_CLOSING_UPGRADES] {
             let err = from_vars(&[(name, "going")]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+        let msg = from_vars(&[(ENV_CLOSING_UPGRADES, "503")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("refuse, close-1013"),
+            "names the choices: {msg}"
+        );
         let err = from_vars(&[(ENV_MAX_SESSIONS, "0")]).unwrap_err();
         assert!(err.to_string().contains(ENV_MAX_SESSIONS), "{err}");
+    }
+
+    #[test]
+    fn closing_upgrades_reads_its_two_words() {
+        assert_eq!(
+            from_vars(&[]).unwrap().closing_upgrades(),
+            ClosingUpgrades::Refuse
+        );
+        for (text, want) in [
+            ("refuse", ClosingUpgrades::Refuse),
+            (" Close-1013 ", ClosingUpgrades::TryAgainLater),
+        ] {
+            let p = from_vars(&[(ENV_CLOSING_UPGRADES, text)]).unwrap();
+            assert_eq!(p.closing_upgrades(), want, "{text}");
+            assert_eq!(want.as_str(), text.trim().to_ascii_lowercase());
+        }
     }
 }

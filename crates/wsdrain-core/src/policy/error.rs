@@ -26,6 +26,15 @@ pub enum PolicyError {
         /// The text found.
         value: String,
     },
+    /// A setting that takes one of a few words got another.
+    InvalidChoice {
+        /// The variable, e.g. `WSDRAIN_CLOSING_UPGRADES`.
+        setting: &'static str,
+        /// The text found.
+        value: String,
+        /// The words it takes.
+        allowed: &'static str,
+    },
     /// A close code a server may not send.
     ForbiddenCloseCode {
         /// The code.
@@ -74,6 +83,11 @@ impl fmt::Display for PolicyError {
             PolicyError::InvalidNumber { setting, value } => {
                 write!(f, "{setting}: invalid number {value:?}")
             }
+            PolicyError::InvalidChoice {
+                setting,
+                value,
+                allowed,
+            } => write!(f, "{setting}: {value:?} is not one of: {allowed}"),
             PolicyError::ForbiddenCloseCode { code, why } => {
                 write!(f, "{ENV_CLOSE_CODE} (close_code) = {code}: {why}")
             }

@@ -23,9 +23,9 @@ mod error;
 pub use builder::DrainPolicyBuilder;
 pub use duration::parse_duration;
 pub use env::{
-    ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_DURATIONS,
-    ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN,
-    ENV_SETTINGS,
+    ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_CLOSING_UPGRADES, ENV_DRAIN_DELAY,
+    ENV_DURATIONS, ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX,
+    ENV_RETRY_AFTER_MIN, ENV_SETTINGS,
 };
 pub use error::PolicyError;
 
@@ -65,6 +65,32 @@ pub struct DrainPolicy {
     close_code: u16,
     close_text: String,
     max_sessions: Option<usize>,
+    closing_upgrades: ClosingUpgrades,
+}
+
+/// What an upgrade that arrives during Closing gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClosingUpgrades {
+    /// `503` + `Retry-After` + `Connection: close` (the default): the HTTP
+    /// answer, which load balancers and native clients read. A browser sees
+    /// only close code 1006, without the advice.
+    #[default]
+    Refuse,
+    /// Accept it, then close it at once with `Close(1013 Try Again Later,
+    /// hint)`: a browser can read that code and hint. Costs one short session
+    /// on the draining server per such upgrade.
+    TryAgainLater,
+}
+
+impl ClosingUpgrades {
+    /// The value of `WSDRAIN_CLOSING_UPGRADES`: `refuse` or `close-1013`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClosingUpgrades::Refuse => "refuse",
+            ClosingUpgrades::TryAgainLater => "close-1013",
+        }
+    }
 }
 
 impl Default for DrainPolicy {
@@ -84,6 +110,7 @@ impl Default for DrainPolicy {
             close_code: defaults::CLOSE_CODE,
             close_text: wsdrain_protocol::DEFAULT_TEXT.to_owned(),
             max_sessions: None,
+            closing_upgrades: ClosingUpgrades::Refuse,
         }
     }
 }
@@ -105,6 +132,10 @@ impl DrainPolicy {
     /// Wait for one peer's Close after ours, before the TCP connection is dropped.
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
+    }
+    /// What an upgrade that arrives during Closing gets.
+    pub fn closing_upgrades(&self) -> ClosingUpgrades {
+        self.closing_upgrades
     }
     /// Lead of the drain notice before each session's Close; zero when off.
     pub fn notice_lead(&self) -> Duration {

@@ -25,7 +25,7 @@ use tokio::{
     sync::Notify,
     time::{Instant, Sleep, sleep},
 };
-use wsdrain_protocol::{CloseHint, encode_notice};
+use wsdrain_protocol::{CloseHint, code, encode_notice};
 
 use super::{Error, Stack};
 use crate::{Drain, outcome::SessionOutcome, registry::SessionSignal};
@@ -205,7 +205,10 @@ impl<K: Stack> Core<K> {
     /// The turn came while `Open`: the notice first if there is one, else
     /// the Close; the session task takes the socket.
     fn on_turn(&self, inner: &mut Inner<K>) {
-        if self.drain.policy().notice_lead().is_zero() || matches!(inner.notice, Notice::Off) {
+        if self.drain.policy().notice_lead().is_zero()
+            || matches!(inner.notice, Notice::Off)
+            || self.signal.is_try_again()
+        {
             self.begin_close(inner);
         } else {
             tracing::debug!(target: "wsdrain", "session noticed");
@@ -599,9 +602,14 @@ impl<K: Stack> Core<K> {
                         None => {
                             let policy = self.drain.policy();
                             let hint = self.turn().unwrap_or(CloseHint::from_millis(0));
+                            let code = if self.signal.is_try_again() {
+                                code::TRY_AGAIN_LATER
+                            } else {
+                                policy.close_code()
+                            };
                             inner.state = State::Flush;
                             inner.close_sent = Some(Instant::now());
-                            K::close_frame(policy.close_code(), policy.close_reason(hint))
+                            K::close_frame(code, policy.close_reason(hint))
                         }
                     };
                     if io.start_send_unpin(msg).is_err() {

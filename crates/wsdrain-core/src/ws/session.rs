@@ -46,7 +46,12 @@ enum End {
 ///
 /// A handler that panics ends like one that returns (its close is finished
 /// first), then the panic carries on. The session's registry entry is
-/// released when the future ends, or when it is dropped.
+/// released when the future ends.
+///
+/// # Cancel safety
+///
+/// Dropping the future drops the connection (without a Close) and the
+/// handler, and releases the session: do not, but at the process's end.
 pub fn run<K, H, Fut>(
     io: K::Socket,
     session: SessionGuard,
