@@ -24,7 +24,7 @@ use std::{
 };
 
 use tokio::sync::watch;
-use wsdrain::client::{Event, Message, Reconnect, SendError};
+use wsdrain::client::{Event, Message, Reconnect};
 
 /// How the clients behave.
 #[derive(Debug, Clone)]
@@ -156,6 +156,7 @@ pub(crate) async fn run_client(
                     Event::ConnectFailed(_) => log.failed_connects += 1,
                     Event::Reconnecting { .. } => {}
                     Event::GaveUp(_) => break,
+                    _ => {}
                 }
             }
             () = &mut next_send, if open && outstanding.is_none() && !stopping => {
@@ -166,7 +167,7 @@ pub(crate) async fn run_client(
                         log.sent += 1;
                         outstanding = Some((text, connection.get(), Instant::now()));
                     }
-                    Err(SendError::NotConnected(_) | SendError::Failed { .. }) => {
+                    Err(_) => {
                         again = Some(seq);
                         next_send.as_mut().reset(tokio::time::Instant::now() + spec.interval);
                     }
