@@ -3,6 +3,11 @@
 //! 1001 close with its hint (`CloseEvent.code/.reason/.wasClean`) and
 //! reconnects after the hint to a new server process on the same port.
 //!
+//! With the drain notice (`WSDRAIN_NOTICE_LEAD`) and two servers behind a
+//! switchable forwarder (the load balancer's part), each tab hands over to a
+//! new connection before the old one closes: the page never is without an
+//! open connection. When the new connection fails, it falls back to the hint.
+//!
 //! The test drives the browser itself over the DevTools protocol (a WebSocket
 //! on `--remote-debugging-port`), so it needs nothing but `chromium` (Debian
 //! package `chromium`, installed by `scripts/setup`). Without it the test fails.
@@ -11,8 +16,10 @@
 mod common;
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -228,6 +235,50 @@ struct Tab {
     session: String,
 }
 
+/// A load balancer's part on loopback: each new TCP connection goes to the
+/// backend set last; connections already made stay where they are (as
+/// HAProxy leaves a tunnel to a server marked down alone).
+struct Forwarder {
+    addr: SocketAddr,
+    backend: Arc<Mutex<SocketAddr>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn start(backend: SocketAddr) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let backend = Arc::new(Mutex::new(backend));
+        let target = backend.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let to = *target.lock().unwrap();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Forwarder {
+            addr,
+            backend,
+            task,
+        }
+    }
+
+    /// New connections go to `backend` from now on.
+    fn route_to(&self, backend: SocketAddr) {
+        *self.backend.lock().unwrap() = backend;
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 fn nth_of(events: &[Value], kind: &str, n: usize) -> Option<Value> {
     events.iter().filter(|e| e["type"] == kind).nth(n).cloned()
 }
@@ -351,6 +402,16 @@ async fn tabs_see_the_drain_close_and_come_back_after_the_hint() {
             waited < (*hint + 50 + hint / 50 + 3000) as f64,
             "reconnected {waited} ms after the close, hint {hint}"
         );
+        // Without the notice the page is without a connection for the wait.
+        let gap = browser
+            .eval(tab, "window.wsdrainGaps.disconnectedMs")
+            .await
+            .as_f64()
+            .unwrap();
+        assert!(
+            gap >= *hint as f64 && (gap - waited).abs() < 50.0,
+            "page without a connection for {gap} ms, waited {waited} ms, hint {hint}"
+        );
     }
     // And they chat through the new server.
     let sent = browser
@@ -370,6 +431,168 @@ async fn tabs_see_the_drain_close_and_come_back_after_the_hint() {
         })
         .await;
 
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
+
+const LEAD_MS: u64 = 1000;
+
+/// `ENV` with the drain notice a lead before each Close.
+fn notice_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = ENV.to_vec();
+    env.push(("WSDRAIN_NOTICE_LEAD", "1s"));
+    env
+}
+
+fn message_with(events: &[Value], text: &str) -> Option<Value> {
+    events
+        .iter()
+        .find(|m| m["type"] == "message" && m["data"].as_str().is_some_and(|d| d.contains(text)))
+        .cloned()
+}
+
+#[tokio::test]
+async fn with_the_notice_tabs_hand_over_without_a_gap() {
+    let env = notice_env();
+    let mut old = Server::start("chat", &env, &[]);
+    let mut new = Server::start("chat", &env, &[]);
+    let lb = Forwarder::start(old.addr).await;
+    let page = format!("http://{}/", lb.addr);
+    let mut browser = Browser::launch().await;
+    let tabs = [browser.open(&page).await, browser.open(&page).await];
+    for tab in &tabs {
+        browser
+            .wait_event(tab, "open", |e| nth_of(e, "open", 0))
+            .await;
+    }
+
+    // The load balancer has seen the old server's readiness turn 503, then
+    // the kubelet's SIGTERM.
+    lb.route_to(new.addr);
+    old.signal(Signal::SIGTERM);
+    for tab in &tabs {
+        let handover = browser
+            .wait_event(tab, "handover", |e| nth_of(e, "handover", 0))
+            .await;
+        let events = browser.events(tab).await;
+        let notice = nth_of(&events, "notice", 0).expect("the notice event");
+        assert_eq!(notice["closeInMs"], json!(LEAD_MS), "{notice}");
+        assert!(
+            message_with(&events, "wsdrain.reconnect").is_none(),
+            "the notice reached the application: {events:?}"
+        );
+        let took = handover["took"].as_f64().unwrap();
+        assert!(took < LEAD_MS as f64, "new connection open {took} ms after the notice");
+        assert!(handover["overlap"].as_f64().unwrap() >= 0.0, "{handover}");
+        let second = nth_of(&events, "open", 1).expect("the new connection's open");
+        assert_eq!(second["handover"], json!(true), "{second}");
+        assert_eq!(second["connection"], handover["to"], "{handover}");
+        // The old connection: closed by the page with 1000 after the switch,
+        // reported as retired, not as a disconnect.
+        let close = nth_of(&events, "close", 0).expect("the old connection's close");
+        assert_eq!(close["connection"], handover["from"], "{close}");
+        assert_eq!(close["retired"], json!(true), "{close}");
+        assert_eq!(close["code"], json!(1000), "{close}");
+        assert_eq!(close["wasClean"], json!(true), "{close}");
+        assert!(nth_of(&events, "reconnecting", 0).is_none(), "{events:?}");
+        let gaps = browser.eval(tab, "window.wsdrainGaps").await;
+        eprintln!(
+            "tab {}: notice, new connection open after {took:.0} ms, overlap {:.1} ms, gaps {gaps}",
+            tab.session, handover["overlap"]
+        );
+        assert_eq!(gaps["disconnectedMs"], json!(0), "{gaps}");
+        assert_eq!(gaps["since"], Value::Null, "without a connection now: {gaps}");
+        let state = browser.eval(tab, "window.chat.status.state").await;
+        assert_eq!(state, json!("open"));
+    }
+    // Every session closed by its client after the notice: clean, and the
+    // drain did not wait for the lead.
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "the old server drained and exited");
+    let report = old
+        .rest()
+        .into_iter()
+        .find(|l| l.starts_with("drained: "))
+        .unwrap();
+    assert!(report.contains(" 2 sessions at closing, 2 clean,"), "{report}");
+
+    // The tabs chat through the new server.
+    let sent = browser
+        .eval(&tabs[1], "window.chat.send('after the handover')")
+        .await;
+    assert_eq!(sent, json!(true));
+    browser
+        .wait_event(&tabs[0], "the chat line", |e| {
+            message_with(e, "after the handover")
+        })
+        .await;
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn a_failed_handover_stays_on_the_old_connection_then_waits_the_hint() {
+    let env = notice_env();
+    let mut old = Server::start("chat", &env, &[]);
+    let lb = Forwarder::start(old.addr).await;
+    let page = format!("http://{}/", lb.addr);
+    let mut browser = Browser::launch().await;
+    let tab = browser.open(&page).await;
+    browser
+        .wait_event(&tab, "open", |e| nth_of(e, "open", 0))
+        .await;
+
+    // No other server: the new connection reaches the draining one, which
+    // refuses it (503, a 1006 to the page).
+    old.signal(Signal::SIGTERM);
+    let failed = browser
+        .wait_event(&tab, "handoverfailed", |e| nth_of(e, "handoverfailed", 0))
+        .await;
+    assert_eq!(failed["code"], json!(1006), "{failed}");
+    // Still on the old connection: it sends, and the lead later comes the
+    // hinted Close.
+    let sent = browser.eval(&tab, "window.chat.send('still here')").await;
+    assert_eq!(sent, json!(true));
+    let mut new = Server::start("chat", &env, &[]);
+    lb.route_to(new.addr);
+    let close = browser
+        .wait_event(&tab, "the drain Close", |e| {
+            e.iter()
+                .find(|c| c["type"] == "close" && c["code"] == 1001)
+                .cloned()
+        })
+        .await;
+    let notice = browser
+        .wait_event(&tab, "notice", |e| nth_of(e, "notice", 0))
+        .await;
+    let lead = close["t"].as_f64().unwrap() - notice["t"].as_f64().unwrap();
+    assert!(
+        lead >= LEAD_MS as f64 - 50.0,
+        "the Close came {lead} ms after the notice"
+    );
+    let hint = close["hint"].as_u64().unwrap();
+    let open = browser
+        .wait_event(&tab, "the reconnect", |e| {
+            e.iter()
+                .find(|o| o["type"] == "open" && o["handover"] == false && o["t"].as_f64() > close["t"].as_f64())
+                .cloned()
+        })
+        .await;
+    let waited = open["t"].as_f64().unwrap() - close["t"].as_f64().unwrap();
+    eprintln!("failed handover: hint {hint} ms, reconnected after {waited:.0} ms");
+    assert!(waited >= hint as f64, "reconnected {waited} ms after the close, hint {hint}");
+    let gap = browser
+        .eval(&tab, "window.wsdrainGaps.disconnectedMs")
+        .await
+        .as_f64()
+        .unwrap();
+    assert!(gap >= hint as f64, "{gap}");
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
     drop(browser);
     new.signal(Signal::SIGTERM);
     let (code, _) = new.wait_exit(Duration::from_secs(10));
