@@ -598,3 +598,60 @@ async fn a_failed_handover_stays_on_the_old_connection_then_waits_the_hint() {
     let (code, _) = new.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test]
+async fn with_the_health_probe_no_handshake_fails_while_the_server_is_down() {
+    let mut old = Server::start("chat", ENV, &[]);
+    let addr = old.addr;
+    let mut browser = Browser::launch().await;
+    let tab = browser.open(&format!("http://{addr}/?health")).await;
+    browser
+        .wait_event(&tab, "open", |e| nth_of(e, "open", 0))
+        .await;
+    old.signal(Signal::SIGTERM);
+    let close = browser
+        .wait_event(&tab, "close", |e| nth_of(e, "close", 0))
+        .await;
+    assert_eq!(close["code"], json!(1001), "{close}");
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    // Down until the hint has passed and the page has probed in vain.
+    browser
+        .wait_event(&tab, "a failed probe", |e| {
+            e.iter()
+                .find(|p| p["type"] == "probe" && p["ok"] == false)
+                .cloned()
+        })
+        .await;
+    let port = addr.to_string();
+    let mut new = Server::start("chat", ENV, &["--listen", &port]);
+    let up = Instant::now();
+    let open = browser
+        .wait_event(&tab, "a second open", |e| nth_of(e, "open", 1))
+        .await;
+    let back = up.elapsed();
+    let events = browser.events(&tab).await;
+    let probes: Vec<_> = events.iter().filter(|e| e["type"] == "probe").collect();
+    let failed_handshakes = events
+        .iter()
+        .filter(|e| e["type"] == "close" && e["opened"] == false)
+        .count();
+    eprintln!(
+        "health probe: {} probes ({} failed), {failed_handshakes} failed handshakes, \
+         back {back:?} after the new server listened",
+        probes.len(),
+        probes.iter().filter(|p| p["ok"] == false).count()
+    );
+    assert_eq!(failed_handshakes, 0, "{events:?}");
+    let last = probes.last().unwrap();
+    assert_eq!(last["ok"], json!(true), "{last}");
+    assert_eq!(last["status"], json!(200), "{last}");
+    assert!(last["t"].as_f64() <= open["t"].as_f64(), "probe before the open");
+    // Within a backoff step (the probes' full jitter from 250 ms grows
+    // while the server is down; 2 s covers several steps) of the server's start.
+    assert!(back < Duration::from_secs(5), "{back:?}");
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
