@@ -484,7 +484,10 @@ async fn with_the_notice_tabs_hand_over_without_a_gap() {
             "the notice reached the application: {events:?}"
         );
         let took = handover["took"].as_f64().unwrap();
-        assert!(took < LEAD_MS as f64, "new connection open {took} ms after the notice");
+        assert!(
+            took < LEAD_MS as f64,
+            "new connection open {took} ms after the notice"
+        );
         assert!(handover["overlap"].as_f64().unwrap() >= 0.0, "{handover}");
         let second = nth_of(&events, "open", 1).expect("the new connection's open");
         assert_eq!(second["handover"], json!(true), "{second}");
@@ -503,7 +506,11 @@ async fn with_the_notice_tabs_hand_over_without_a_gap() {
             tab.session, handover["overlap"]
         );
         assert_eq!(gaps["disconnectedMs"], json!(0), "{gaps}");
-        assert_eq!(gaps["since"], Value::Null, "without a connection now: {gaps}");
+        assert_eq!(
+            gaps["since"],
+            Value::Null,
+            "without a connection now: {gaps}"
+        );
         let state = browser.eval(tab, "window.chat.status.state").await;
         assert_eq!(state, json!("open"));
     }
@@ -516,7 +523,10 @@ async fn with_the_notice_tabs_hand_over_without_a_gap() {
         .into_iter()
         .find(|l| l.starts_with("drained: "))
         .unwrap();
-    assert!(report.contains(" 2 sessions at closing, 2 clean,"), "{report}");
+    assert!(
+        report.contains(" 2 sessions at closing, 2 clean,"),
+        "{report}"
+    );
 
     // The tabs chat through the new server.
     let sent = browser
@@ -578,13 +588,20 @@ async fn a_failed_handover_stays_on_the_old_connection_then_waits_the_hint() {
     let open = browser
         .wait_event(&tab, "the reconnect", |e| {
             e.iter()
-                .find(|o| o["type"] == "open" && o["handover"] == false && o["t"].as_f64() > close["t"].as_f64())
+                .find(|o| {
+                    o["type"] == "open"
+                        && o["handover"] == false
+                        && o["t"].as_f64() > close["t"].as_f64()
+                })
                 .cloned()
         })
         .await;
     let waited = open["t"].as_f64().unwrap() - close["t"].as_f64().unwrap();
     eprintln!("failed handover: hint {hint} ms, reconnected after {waited:.0} ms");
-    assert!(waited >= hint as f64, "reconnected {waited} ms after the close, hint {hint}");
+    assert!(
+        waited >= hint as f64,
+        "reconnected {waited} ms after the close, hint {hint}"
+    );
     let gap = browser
         .eval(&tab, "window.wsdrainGaps.disconnectedMs")
         .await
@@ -646,7 +663,10 @@ async fn with_the_health_probe_no_handshake_fails_while_the_server_is_down() {
     let last = probes.last().unwrap();
     assert_eq!(last["ok"], json!(true), "{last}");
     assert_eq!(last["status"], json!(200), "{last}");
-    assert!(last["t"].as_f64() <= open["t"].as_f64(), "probe before the open");
+    assert!(
+        last["t"].as_f64() <= open["t"].as_f64(),
+        "probe before the open"
+    );
     // Within a backoff step (the probes' full jitter from 250 ms grows
     // while the server is down; 2 s covers several steps) of the server's start.
     assert!(back < Duration::from_secs(5), "{back:?}");

@@ -110,7 +110,11 @@ fn rolling_deployment_behind_haproxy_is_invisible_to_clients() {
     assert_eq!(count(n, "lost_messages"), 0, "{n}");
     assert_eq!(count(n, "replicas_over_grace"), 0, "{n}");
     // The server closed nobody: every client left first, after its notice.
-    assert_eq!(count(n, "clean_closes") + count(n, "other_closes"), 0, "{n}");
+    assert_eq!(
+        count(n, "clean_closes") + count(n, "other_closes"),
+        0,
+        "{n}"
+    );
     assert!(count(n, "messages_echoed") > 0, "{n}");
 
     let b = &report["baseline"];

@@ -439,7 +439,9 @@ pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
                     m.totals.resent.to_string()
                 }),
                 ("lost messages", |m| m.totals.lost.to_string()),
-                ("reconnects (and handovers)", |m| m.reconnects.len().to_string()),
+                ("reconnects (and handovers)", |m| {
+                    m.reconnects.len().to_string()
+                }),
                 ("replicas over grace (SIGKILL)", |m| {
                     m.replicas_over_grace.to_string()
                 }),
