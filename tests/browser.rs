@@ -54,6 +54,9 @@ struct Chromium {
 struct Browser {
     cdp: common::Ws,
     next_id: u64,
+    /// DevTools events seen while waiting for answers (`Network.*` once
+    /// enabled on a tab).
+    seen: Vec<Value>,
     // Last: dropped after the DevTools connection.
     _process: Chromium,
 }
@@ -93,6 +96,7 @@ impl Browser {
         Browser {
             cdp,
             next_id: 0,
+            seen: Vec::new(),
             _process: process,
         }
     }
@@ -113,6 +117,9 @@ impl Browser {
                 let v: Value = serde_json::from_str(&text).unwrap();
                 if v["id"] == json!(id) {
                     return v;
+                }
+                if v.get("method").is_some() {
+                    self.seen.push(v);
                 }
             }
         })
@@ -141,6 +148,50 @@ impl Browser {
             .unwrap()
             .to_string();
         Tab { session }
+    }
+
+    /// Opens `url` in a new tab with the DevTools `Network` domain on from
+    /// the start, so the browser reports every WebSocket of the page.
+    async fn open_watched(&mut self, url: &str) -> Tab {
+        let tab = self.open("about:blank").await;
+        self.call(Some(&tab.session), "Network.enable", json!({}))
+            .await;
+        self.call(Some(&tab.session), "Page.navigate", json!({ "url": url }))
+            .await;
+        tab
+    }
+
+    /// The page's WebSockets as the browser itself reports them (not the
+    /// page's code): `(handshake done, closed)` in DevTools monotonic
+    /// seconds, ordered by handshake; `None`: still open.
+    fn websockets(&self, tab: &Tab) -> Vec<(f64, Option<f64>)> {
+        let of_tab = |e: &&Value| e["sessionId"] == json!(tab.session);
+        let mut sockets: Vec<(String, f64, Option<f64>)> = self
+            .seen
+            .iter()
+            .filter(of_tab)
+            .filter(|e| {
+                e["method"] == "Network.webSocketHandshakeResponseReceived"
+                    && e["params"]["response"]["status"] == 101
+            })
+            .map(|e| {
+                let id = e["params"]["requestId"].as_str().unwrap().to_string();
+                (id, e["params"]["timestamp"].as_f64().unwrap(), None)
+            })
+            .collect();
+        for e in self.seen.iter().filter(of_tab) {
+            if e["method"] == "Network.webSocketClosed" {
+                let id = e["params"]["requestId"].as_str().unwrap();
+                if let Some(s) = sockets.iter_mut().find(|s| s.0 == id) {
+                    s.2 = e["params"]["timestamp"].as_f64();
+                }
+            }
+        }
+        sockets.sort_by(|a, b| a.1.total_cmp(&b.1));
+        sockets
+            .into_iter()
+            .map(|(_, open, close)| (open, close))
+            .collect()
     }
 
     /// Evaluates `expression` in `tab` (awaiting it if it is a promise); its
@@ -461,7 +512,10 @@ async fn with_the_notice_tabs_hand_over_without_a_gap() {
     let lb = Forwarder::start(old.addr).await;
     let page = format!("http://{}/", lb.addr);
     let mut browser = Browser::launch().await;
-    let tabs = [browser.open(&page).await, browser.open(&page).await];
+    let tabs = [
+        browser.open_watched(&page).await,
+        browser.open_watched(&page).await,
+    ];
     for tab in &tabs {
         browser
             .wait_event(tab, "open", |e| nth_of(e, "open", 0))
@@ -513,6 +567,33 @@ async fn with_the_notice_tabs_hand_over_without_a_gap() {
         );
         let state = browser.eval(tab, "window.chat.status.state").await;
         assert_eq!(state, json!("open"));
+    }
+    // The browser's own account (DevTools `Network` events) agrees: each
+    // tab's second WebSocket finished its handshake before the first one
+    // closed.
+    for tab in &tabs {
+        let start = Instant::now();
+        let sockets = loop {
+            let sockets = browser.websockets(tab);
+            if sockets.len() >= 2 && sockets[0].1.is_some() {
+                break sockets;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "DevTools reported {sockets:?}"
+            );
+            // Answers to commands bring the events in.
+            browser.eval(tab, "1").await;
+        };
+        assert_eq!(sockets.len(), 2, "{sockets:?}");
+        let (old_closed, new_open) = (sockets[0].1.unwrap(), sockets[1].0);
+        eprintln!(
+            "tab {}: DevTools: new WebSocket open {:.1} ms before the old one closed",
+            tab.session,
+            (old_closed - new_open) * 1000.0
+        );
+        assert!(new_open <= old_closed, "{sockets:?}");
+        assert_eq!(sockets[1].1, None, "{sockets:?}");
     }
     // Every session closed by its client after the notice: clean, and the
     // drain did not wait for the lead.
