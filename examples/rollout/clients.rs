@@ -329,7 +329,7 @@ pub(crate) async fn run_client(
                         }
                     }
                 }
-                if let Some((text, l, conn, _)) = outstanding.take() {
+                if let Some((text, l, conn, at)) = outstanding.take() {
                     if l == lane_id && conn == closed.connection.get() {
                         if closed.clean {
                             log.resent += 1;
@@ -339,7 +339,7 @@ pub(crate) async fn run_client(
                         }
                         next_send.as_mut().reset(tokio::time::Instant::now());
                     } else {
-                        outstanding = Some((text, l, conn, Instant::now()));
+                        outstanding = Some((text, l, conn, at));
                     }
                 }
                 if closing || from != Source::Current {
