@@ -202,45 +202,49 @@ fn parse_args() -> Result<Args, String> {
 }
 
 impl Args {
-    /// The `WSDRAIN_*` environment of every replica; with the notice, its
-    /// lead is added, and so is the lead to the grace period, so the close
-    /// window stays the same in both modes.
-    fn policy_env(&self, notice: bool) -> Result<Vec<(String, String)>, String> {
-        let mut grace = self.grace.clone();
-        let mut env = Vec::new();
-        if notice {
-            let lead = duration("--notice-lead", &self.notice_lead)?;
-            if lead.is_zero() {
-                return Err("--notice-lead: must be above zero".into());
-            }
-            let g = duration("--grace", &self.grace)?;
-            grace = format!("{}ms", (g + lead).as_millis());
-            env.push(("WSDRAIN_NOTICE_LEAD".to_string(), self.notice_lead.clone()));
+    /// The `WSDRAIN_*` environment of every replica.
+    fn policy_env(&self) -> Vec<(String, String)> {
+        [
+            ("WSDRAIN_DRAIN_DELAY", &self.drain_delay),
+            ("WSDRAIN_CLOSE_WINDOW", &self.close_window),
+            ("WSDRAIN_CLOSE_TIMEOUT", &self.close_timeout),
+            ("WSDRAIN_GRACE_PERIOD", &self.grace),
+            ("WSDRAIN_RETRY_AFTER_MIN", &self.retry_after_min),
+            ("WSDRAIN_RETRY_AFTER_MAX", &self.retry_after_max),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+    }
+
+    /// The environment with the drain notice (`--notice`): the lead, and a
+    /// grace period longer by the lead, so the close window stays the same
+    /// as without it.
+    fn notice_env(&self) -> Result<Vec<(String, String)>, String> {
+        let lead = duration("--notice-lead", &self.notice_lead)?;
+        if lead.is_zero() {
+            return Err("--notice-lead: must be above zero".into());
         }
-        env.extend(
-            [
-                ("WSDRAIN_DRAIN_DELAY", &self.drain_delay),
-                ("WSDRAIN_CLOSE_WINDOW", &self.close_window),
-                ("WSDRAIN_CLOSE_TIMEOUT", &self.close_timeout),
-                ("WSDRAIN_GRACE_PERIOD", &grace),
-                ("WSDRAIN_RETRY_AFTER_MIN", &self.retry_after_min),
-                ("WSDRAIN_RETRY_AFTER_MAX", &self.retry_after_max),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.clone())),
-        );
+        let grace = duration("--grace", &self.grace)?;
+        let mut env = self.policy_env();
+        for (k, v) in &mut env {
+            if k == "WSDRAIN_GRACE_PERIOD" {
+                *v = format!("{}ms", (grace + lead).as_millis());
+            }
+        }
+        env.push(("WSDRAIN_NOTICE_LEAD".into(), self.notice_lead.clone()));
         Ok(env)
     }
 
     /// The policy the replicas will run, validated here so a bad flag fails
     /// before anything starts.
-    fn policy(&self, notice: bool) -> Result<wsdrain::DrainPolicy, String> {
-        let env = self.policy_env(notice)?;
-        wsdrain::DrainPolicy::builder()
-            .kubernetes(false)
-            .env(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .and_then(wsdrain::DrainPolicyBuilder::build)
-            .map_err(|e| format!("drain policy: {e}"))
+    fn policy(&self) -> Result<wsdrain::DrainPolicy, String> {
+        build_policy(&self.policy_env())
+    }
+
+    /// The policy of the replicas with the drain notice.
+    fn notice_policy(&self) -> Result<wsdrain::DrainPolicy, String> {
+        build_policy(&self.notice_env()?)
     }
 
     fn echo_binary(&self) -> Result<PathBuf, String> {
@@ -263,10 +267,19 @@ impl Args {
     }
 }
 
+fn build_policy(env: &[(String, String)]) -> Result<wsdrain::DrainPolicy, String> {
+    wsdrain::DrainPolicy::builder()
+        .kubernetes(false)
+        .env(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .and_then(wsdrain::DrainPolicyBuilder::build)
+        .map_err(|e| format!("drain policy: {e}"))
+}
+
 /// Everything a mode needs.
 struct Run {
     args: Args,
     lb: LbKind,
+    grace: Duration,
     policy: wsdrain::DrainPolicy,
     /// The policy with the notice (`--notice`).
     notice_policy: Option<wsdrain::DrainPolicy>,
@@ -285,14 +298,14 @@ impl Run {
         notice: bool,
     ) -> Result<ModeReport, String> {
         let a = &self.args;
-        let policy = match (notice, &self.notice_policy) {
-            (true, Some(p)) => p,
-            _ => &self.policy,
+        let (policy, env) = match (notice, &self.notice_policy) {
+            (true, Some(p)) => (p, a.notice_env()?),
+            _ => (&self.policy, a.policy_env()),
         };
         let spec = PodSpec {
             binary: self.echo.clone(),
             plain,
-            env: a.policy_env(notice)?,
+            env,
             read_buffer: a.read_buffer,
         };
         let slots = a.replicas * (a.rounds + 1);
@@ -383,7 +396,11 @@ impl Run {
                 live.push_back(new);
                 sigterms.push(t0.elapsed().as_secs_f64() - rollout_start);
                 let balancer = balancer.clone();
-                let grace = policy.grace_period();
+                let grace = if notice {
+                    policy.grace_period()
+                } else {
+                    self.grace
+                };
                 let kubelet = tokio::spawn(async move {
                     let t = old.terminate(grace).await;
                     let _ = balancer.lock().await.remove(t.id).await;
@@ -529,14 +546,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = match args.policy(false) {
+    let policy = match args.policy() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("rollout: {e}");
             return ExitCode::from(2);
         }
     };
-    let notice_policy = match args.notice.then(|| args.policy(true)).transpose() {
+    let notice_policy = match args.notice.then(|| args.notice_policy()).transpose() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("rollout: --notice: {e}");
@@ -567,6 +584,7 @@ async fn main() -> ExitCode {
         LbKind::None => "none (stand-in: kube-proxy-like forwarder polling /readyz, no HAProxy)",
     };
     let run = Run {
+        grace: policy.grace_period(),
         policy: policy.clone(),
         notice_policy: notice_policy.clone(),
         args: args.clone(),
