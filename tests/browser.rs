@@ -7,6 +7,8 @@
 //! switchable forwarder (the load balancer's part), each tab hands over to a
 //! new connection before the old one closes: the page never is without an
 //! open connection. When the new connection fails, it falls back to the hint.
+//! With the health probe on (`?health`), a page whose server restarts makes
+//! no failed handshake, and a 503 with `Retry-After` paces its probes.
 //!
 //! The test drives the browser itself over the DevTools protocol (a WebSocket
 //! on `--remote-debugging-port`), so it needs nothing but `chromium` (Debian
@@ -751,6 +753,85 @@ async fn with_the_health_probe_no_handshake_fails_while_the_server_is_down() {
     // Within a backoff step (the probes' full jitter from 250 ms grows
     // while the server is down; 2 s covers several steps) of the server's start.
     assert!(back < Duration::from_secs(5), "{back:?}");
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
+
+/// A health endpoint on another origin: `503` with `Retry-After: 1` to the
+/// first `refusals` requests, then `200`; CORS headers so the page can read
+/// the status and `Retry-After`.
+async fn health_endpoint(refusals: usize) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut served = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let status = if served < refusals {
+                "503 Service Unavailable\r\nRetry-After: 1"
+            } else {
+                "200 OK"
+            };
+            served += 1;
+            let response = format!(
+                "HTTP/1.1 {status}\r\nAccess-Control-Allow-Origin: *\r\n\
+                 Access-Control-Expose-Headers: Retry-After\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            );
+            let _ = s.write_all(response.as_bytes()).await;
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn the_health_probe_honours_retry_after_on_a_503() {
+    let (health, health_task) = health_endpoint(2).await;
+    let mut old = Server::start("chat", ENV, &[]);
+    let addr = old.addr;
+    let mut browser = Browser::launch().await;
+    let tab = browser
+        .open(&format!("http://{addr}/?health=http://{health}/readyz"))
+        .await;
+    browser
+        .wait_event(&tab, "open", |e| nth_of(e, "open", 0))
+        .await;
+    old.signal(Signal::SIGTERM);
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let port = addr.to_string();
+    let mut new = Server::start("chat", ENV, &["--listen", &port]);
+    let open = browser
+        .wait_event(&tab, "a second open", |e| nth_of(e, "open", 1))
+        .await;
+    let events = browser.events(&tab).await;
+    let probes: Vec<_> = events.iter().filter(|e| e["type"] == "probe").collect();
+    assert_eq!(probes.len(), 3, "{probes:?}");
+    for p in &probes[..2] {
+        assert_eq!(p["status"], json!(503), "{p}");
+        assert_eq!(p["retryAfter"], json!(1000), "{p}");
+    }
+    assert_eq!(probes[2]["status"], json!(200));
+    let t = |v: &Value| v["t"].as_f64().unwrap();
+    for pair in probes.windows(2) {
+        let waited = t(pair[1]) - t(pair[0]);
+        assert!(
+            (1000.0..1500.0).contains(&waited),
+            "the next probe {waited} ms after a 503 with Retry-After: 1"
+        );
+    }
+    assert!(t(probes[2]) <= t(&open));
+    health_task.abort();
     drop(browser);
     new.signal(Signal::SIGTERM);
     let (code, _) = new.wait_exit(Duration::from_secs(10));
