@@ -3,6 +3,13 @@
 //! 1001 close with its hint (`CloseEvent.code/.reason/.wasClean`) and
 //! reconnects after the hint to a new server process on the same port.
 //!
+//! With the drain notice (`WSDRAIN_NOTICE_LEAD`) and two servers behind a
+//! switchable forwarder (the load balancer's part), each tab hands over to a
+//! new connection before the old one closes: the page never is without an
+//! open connection. When the new connection fails, it falls back to the hint.
+//! With the health probe on (`?health`), a page whose server restarts makes
+//! no failed handshake, and a 503 with `Retry-After` paces its probes.
+//!
 //! The test drives the browser itself over the DevTools protocol (a WebSocket
 //! on `--remote-debugging-port`), so it needs nothing but `chromium` (Debian
 //! package `chromium`, installed by `scripts/setup`). Without it the test fails.
@@ -11,8 +18,10 @@
 mod common;
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -47,6 +56,9 @@ struct Chromium {
 struct Browser {
     cdp: common::Ws,
     next_id: u64,
+    /// DevTools events seen while waiting for answers (`Network.*` once
+    /// enabled on a tab).
+    seen: Vec<Value>,
     // Last: dropped after the DevTools connection.
     _process: Chromium,
 }
@@ -86,6 +98,7 @@ impl Browser {
         Browser {
             cdp,
             next_id: 0,
+            seen: Vec::new(),
             _process: process,
         }
     }
@@ -106,6 +119,9 @@ impl Browser {
                 let v: Value = serde_json::from_str(&text).unwrap();
                 if v["id"] == json!(id) {
                     return v;
+                }
+                if v.get("method").is_some() {
+                    self.seen.push(v);
                 }
             }
         })
@@ -134,6 +150,50 @@ impl Browser {
             .unwrap()
             .to_string();
         Tab { session }
+    }
+
+    /// Opens `url` in a new tab with the DevTools `Network` domain on from
+    /// the start, so the browser reports every WebSocket of the page.
+    async fn open_watched(&mut self, url: &str) -> Tab {
+        let tab = self.open("about:blank").await;
+        self.call(Some(&tab.session), "Network.enable", json!({}))
+            .await;
+        self.call(Some(&tab.session), "Page.navigate", json!({ "url": url }))
+            .await;
+        tab
+    }
+
+    /// The page's WebSockets as the browser itself reports them (not the
+    /// page's code): `(handshake done, closed)` in DevTools monotonic
+    /// seconds, ordered by handshake; `None`: still open.
+    fn websockets(&self, tab: &Tab) -> Vec<(f64, Option<f64>)> {
+        let of_tab = |e: &&Value| e["sessionId"] == json!(tab.session);
+        let mut sockets: Vec<(String, f64, Option<f64>)> = self
+            .seen
+            .iter()
+            .filter(of_tab)
+            .filter(|e| {
+                e["method"] == "Network.webSocketHandshakeResponseReceived"
+                    && e["params"]["response"]["status"] == 101
+            })
+            .map(|e| {
+                let id = e["params"]["requestId"].as_str().unwrap().to_string();
+                (id, e["params"]["timestamp"].as_f64().unwrap(), None)
+            })
+            .collect();
+        for e in self.seen.iter().filter(of_tab) {
+            if e["method"] == "Network.webSocketClosed" {
+                let id = e["params"]["requestId"].as_str().unwrap();
+                if let Some(s) = sockets.iter_mut().find(|s| s.0 == id) {
+                    s.2 = e["params"]["timestamp"].as_f64();
+                }
+            }
+        }
+        sockets.sort_by(|a, b| a.1.total_cmp(&b.1));
+        sockets
+            .into_iter()
+            .map(|(_, open, close)| (open, close))
+            .collect()
     }
 
     /// Evaluates `expression` in `tab` (awaiting it if it is a promise); its
@@ -226,6 +286,50 @@ fn unique_suffix() -> u64 {
 
 struct Tab {
     session: String,
+}
+
+/// A load balancer's part on loopback: each new TCP connection goes to the
+/// backend set last; connections already made stay where they are (as
+/// HAProxy leaves a tunnel to a server marked down alone).
+struct Forwarder {
+    addr: SocketAddr,
+    backend: Arc<Mutex<SocketAddr>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn start(backend: SocketAddr) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let backend = Arc::new(Mutex::new(backend));
+        let target = backend.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let to = *target.lock().unwrap();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Forwarder {
+            addr,
+            backend,
+            task,
+        }
+    }
+
+    /// New connections go to `backend` from now on.
+    fn route_to(&self, backend: SocketAddr) {
+        *self.backend.lock().unwrap() = backend;
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn nth_of(events: &[Value], kind: &str, n: usize) -> Option<Value> {
@@ -351,6 +455,16 @@ async fn tabs_see_the_drain_close_and_come_back_after_the_hint() {
             waited < (*hint + 50 + hint / 50 + 3000) as f64,
             "reconnected {waited} ms after the close, hint {hint}"
         );
+        // Without the notice the page is without a connection for the wait.
+        let gap = browser
+            .eval(tab, "window.wsdrainGaps.disconnectedMs")
+            .await
+            .as_f64()
+            .unwrap();
+        assert!(
+            gap >= *hint as f64 && (gap - waited).abs() < 50.0,
+            "page without a connection for {gap} ms, waited {waited} ms, hint {hint}"
+        );
     }
     // And they chat through the new server.
     let sent = browser
@@ -370,6 +484,354 @@ async fn tabs_see_the_drain_close_and_come_back_after_the_hint() {
         })
         .await;
 
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
+
+const LEAD_MS: u64 = 1000;
+
+/// `ENV` with the drain notice a lead before each Close.
+fn notice_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = ENV.to_vec();
+    env.push(("WSDRAIN_NOTICE_LEAD", "1s"));
+    env
+}
+
+fn message_with(events: &[Value], text: &str) -> Option<Value> {
+    events
+        .iter()
+        .find(|m| m["type"] == "message" && m["data"].as_str().is_some_and(|d| d.contains(text)))
+        .cloned()
+}
+
+#[tokio::test]
+async fn with_the_notice_tabs_hand_over_without_a_gap() {
+    let env = notice_env();
+    let mut old = Server::start("chat", &env, &[]);
+    let mut new = Server::start("chat", &env, &[]);
+    let lb = Forwarder::start(old.addr).await;
+    let page = format!("http://{}/", lb.addr);
+    let mut browser = Browser::launch().await;
+    let tabs = [
+        browser.open_watched(&page).await,
+        browser.open_watched(&page).await,
+    ];
+    for tab in &tabs {
+        browser
+            .wait_event(tab, "open", |e| nth_of(e, "open", 0))
+            .await;
+    }
+
+    // The load balancer has seen the old server's readiness turn 503, then
+    // the kubelet's SIGTERM.
+    lb.route_to(new.addr);
+    old.signal(Signal::SIGTERM);
+    for tab in &tabs {
+        let handover = browser
+            .wait_event(tab, "handover", |e| nth_of(e, "handover", 0))
+            .await;
+        let events = browser.events(tab).await;
+        let notice = nth_of(&events, "notice", 0).expect("the notice event");
+        assert_eq!(notice["closeInMs"], json!(LEAD_MS), "{notice}");
+        assert!(
+            message_with(&events, "wsdrain.reconnect").is_none(),
+            "the notice reached the application: {events:?}"
+        );
+        let took = handover["took"].as_f64().unwrap();
+        assert!(
+            took < LEAD_MS as f64,
+            "new connection open {took} ms after the notice"
+        );
+        assert!(handover["overlap"].as_f64().unwrap() >= 0.0, "{handover}");
+        let second = nth_of(&events, "open", 1).expect("the new connection's open");
+        assert_eq!(second["handover"], json!(true), "{second}");
+        assert_eq!(second["connection"], handover["to"], "{handover}");
+        // The old connection: closed by the page with 1000 after the switch,
+        // reported as retired, not as a disconnect.
+        let close = nth_of(&events, "close", 0).expect("the old connection's close");
+        assert_eq!(close["connection"], handover["from"], "{close}");
+        assert_eq!(close["retired"], json!(true), "{close}");
+        assert_eq!(close["code"], json!(1000), "{close}");
+        assert_eq!(close["wasClean"], json!(true), "{close}");
+        assert!(nth_of(&events, "reconnecting", 0).is_none(), "{events:?}");
+        let gaps = browser.eval(tab, "window.wsdrainGaps").await;
+        eprintln!(
+            "tab {}: notice, new connection open after {took:.0} ms, overlap {:.1} ms, gaps {gaps}",
+            tab.session, handover["overlap"]
+        );
+        assert_eq!(gaps["disconnectedMs"], json!(0), "{gaps}");
+        assert_eq!(
+            gaps["since"],
+            Value::Null,
+            "without a connection now: {gaps}"
+        );
+        let state = browser.eval(tab, "window.chat.status.state").await;
+        assert_eq!(state, json!("open"));
+    }
+    // The browser's own account (DevTools `Network` events) agrees: each
+    // tab's second WebSocket finished its handshake before the first one
+    // closed.
+    for tab in &tabs {
+        let start = Instant::now();
+        let sockets = loop {
+            let sockets = browser.websockets(tab);
+            if sockets.len() >= 2 && sockets[0].1.is_some() {
+                break sockets;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "DevTools reported {sockets:?}"
+            );
+            // Answers to commands bring the events in.
+            browser.eval(tab, "1").await;
+        };
+        assert_eq!(sockets.len(), 2, "{sockets:?}");
+        let (old_closed, new_open) = (sockets[0].1.unwrap(), sockets[1].0);
+        eprintln!(
+            "tab {}: DevTools: new WebSocket open {:.1} ms before the old one closed",
+            tab.session,
+            (old_closed - new_open) * 1000.0
+        );
+        assert!(new_open <= old_closed, "{sockets:?}");
+        assert_eq!(sockets[1].1, None, "{sockets:?}");
+    }
+    // Every session closed by its client after the notice: clean, and the
+    // drain did not wait for the lead.
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "the old server drained and exited");
+    let report = old
+        .rest()
+        .into_iter()
+        .find(|l| l.starts_with("drained: "))
+        .unwrap();
+    assert!(
+        report.contains(" 2 sessions at closing, 2 clean,"),
+        "{report}"
+    );
+
+    // The tabs chat through the new server.
+    let sent = browser
+        .eval(&tabs[1], "window.chat.send('after the handover')")
+        .await;
+    assert_eq!(sent, json!(true));
+    browser
+        .wait_event(&tabs[0], "the chat line", |e| {
+            message_with(e, "after the handover")
+        })
+        .await;
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn a_failed_handover_stays_on_the_old_connection_then_waits_the_hint() {
+    let env = notice_env();
+    let mut old = Server::start("chat", &env, &[]);
+    let lb = Forwarder::start(old.addr).await;
+    let page = format!("http://{}/", lb.addr);
+    let mut browser = Browser::launch().await;
+    let tab = browser.open(&page).await;
+    browser
+        .wait_event(&tab, "open", |e| nth_of(e, "open", 0))
+        .await;
+
+    // No other server: the new connection reaches the draining one, which
+    // refuses it (503, a 1006 to the page).
+    old.signal(Signal::SIGTERM);
+    let failed = browser
+        .wait_event(&tab, "handoverfailed", |e| nth_of(e, "handoverfailed", 0))
+        .await;
+    assert_eq!(failed["code"], json!(1006), "{failed}");
+    // Still on the old connection: it sends, and the lead later comes the
+    // hinted Close.
+    let sent = browser.eval(&tab, "window.chat.send('still here')").await;
+    assert_eq!(sent, json!(true));
+    let mut new = Server::start("chat", &env, &[]);
+    lb.route_to(new.addr);
+    let close = browser
+        .wait_event(&tab, "the drain Close", |e| {
+            e.iter()
+                .find(|c| c["type"] == "close" && c["code"] == 1001)
+                .cloned()
+        })
+        .await;
+    let notice = browser
+        .wait_event(&tab, "notice", |e| nth_of(e, "notice", 0))
+        .await;
+    let lead = close["t"].as_f64().unwrap() - notice["t"].as_f64().unwrap();
+    assert!(
+        lead >= LEAD_MS as f64 - 50.0,
+        "the Close came {lead} ms after the notice"
+    );
+    let hint = close["hint"].as_u64().unwrap();
+    let open = browser
+        .wait_event(&tab, "the reconnect", |e| {
+            e.iter()
+                .find(|o| {
+                    o["type"] == "open"
+                        && o["handover"] == false
+                        && o["t"].as_f64() > close["t"].as_f64()
+                })
+                .cloned()
+        })
+        .await;
+    let waited = open["t"].as_f64().unwrap() - close["t"].as_f64().unwrap();
+    eprintln!("failed handover: hint {hint} ms, reconnected after {waited:.0} ms");
+    assert!(
+        waited >= hint as f64,
+        "reconnected {waited} ms after the close, hint {hint}"
+    );
+    let gap = browser
+        .eval(&tab, "window.wsdrainGaps.disconnectedMs")
+        .await
+        .as_f64()
+        .unwrap();
+    assert!(gap >= hint as f64, "{gap}");
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn with_the_health_probe_no_handshake_fails_while_the_server_is_down() {
+    let mut old = Server::start("chat", ENV, &[]);
+    let addr = old.addr;
+    let mut browser = Browser::launch().await;
+    let tab = browser.open(&format!("http://{addr}/?health")).await;
+    browser
+        .wait_event(&tab, "open", |e| nth_of(e, "open", 0))
+        .await;
+    old.signal(Signal::SIGTERM);
+    let close = browser
+        .wait_event(&tab, "close", |e| nth_of(e, "close", 0))
+        .await;
+    assert_eq!(close["code"], json!(1001), "{close}");
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    // Down until the hint has passed and the page has probed in vain.
+    browser
+        .wait_event(&tab, "a failed probe", |e| {
+            e.iter()
+                .find(|p| p["type"] == "probe" && p["ok"] == false)
+                .cloned()
+        })
+        .await;
+    let port = addr.to_string();
+    let mut new = Server::start("chat", ENV, &["--listen", &port]);
+    let up = Instant::now();
+    let open = browser
+        .wait_event(&tab, "a second open", |e| nth_of(e, "open", 1))
+        .await;
+    let back = up.elapsed();
+    let events = browser.events(&tab).await;
+    let probes: Vec<_> = events.iter().filter(|e| e["type"] == "probe").collect();
+    let failed_handshakes = events
+        .iter()
+        .filter(|e| e["type"] == "close" && e["opened"] == false)
+        .count();
+    eprintln!(
+        "health probe: {} probes ({} failed), {failed_handshakes} failed handshakes, \
+         back {back:?} after the new server listened",
+        probes.len(),
+        probes.iter().filter(|p| p["ok"] == false).count()
+    );
+    assert_eq!(failed_handshakes, 0, "{events:?}");
+    let last = probes.last().unwrap();
+    assert_eq!(last["ok"], json!(true), "{last}");
+    assert_eq!(last["status"], json!(200), "{last}");
+    assert!(
+        last["t"].as_f64() <= open["t"].as_f64(),
+        "probe before the open"
+    );
+    // Within a backoff step (the probes' full jitter from 250 ms grows
+    // while the server is down; 2 s covers several steps) of the server's start.
+    assert!(back < Duration::from_secs(5), "{back:?}");
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
+
+/// A health endpoint on another origin: `503` with `Retry-After: 1` to the
+/// first `refusals` requests, then `200`; CORS headers so the page can read
+/// the status and `Retry-After`.
+async fn health_endpoint(refusals: usize) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut served = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let status = if served < refusals {
+                "503 Service Unavailable\r\nRetry-After: 1"
+            } else {
+                "200 OK"
+            };
+            served += 1;
+            let response = format!(
+                "HTTP/1.1 {status}\r\nAccess-Control-Allow-Origin: *\r\n\
+                 Access-Control-Expose-Headers: Retry-After\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            );
+            let _ = s.write_all(response.as_bytes()).await;
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn the_health_probe_honours_retry_after_on_a_503() {
+    let (health, health_task) = health_endpoint(2).await;
+    let mut old = Server::start("chat", ENV, &[]);
+    let addr = old.addr;
+    let mut browser = Browser::launch().await;
+    let tab = browser
+        .open(&format!("http://{addr}/?health=http://{health}/readyz"))
+        .await;
+    browser
+        .wait_event(&tab, "open", |e| nth_of(e, "open", 0))
+        .await;
+    old.signal(Signal::SIGTERM);
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let port = addr.to_string();
+    let mut new = Server::start("chat", ENV, &["--listen", &port]);
+    let open = browser
+        .wait_event(&tab, "a second open", |e| nth_of(e, "open", 1))
+        .await;
+    let events = browser.events(&tab).await;
+    let probes: Vec<_> = events.iter().filter(|e| e["type"] == "probe").collect();
+    assert_eq!(probes.len(), 3, "{probes:?}");
+    for p in &probes[..2] {
+        assert_eq!(p["status"], json!(503), "{p}");
+        assert_eq!(p["retryAfter"], json!(1000), "{p}");
+    }
+    assert_eq!(probes[2]["status"], json!(200));
+    let t = |v: &Value| v["t"].as_f64().unwrap();
+    for pair in probes.windows(2) {
+        let waited = t(pair[1]) - t(pair[0]);
+        assert!(
+            (1000.0..1500.0).contains(&waited),
+            "the next probe {waited} ms after a 503 with Retry-After: 1"
+        );
+    }
+    assert!(t(probes[2]) <= t(&open));
+    health_task.abort();
     drop(browser);
     new.signal(Signal::SIGTERM);
     let (code, _) = new.wait_exit(Duration::from_secs(10));

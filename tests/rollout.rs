@@ -1,6 +1,7 @@
 //! A CI-sized rolling deployment behind a real HAProxy: the built `rollout`
-//! example (3 replicas of `echo`, 200 wsdrain clients, one round, then the
-//! same with `echo --plain`), judged from its `--json` report.
+//! example (3 replicas of `echo`, 200 wsdrain clients, one round; then the
+//! same with the drain notice and clients that hand over; then with
+//! `echo --plain`), judged from its `--json` report.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -25,6 +26,12 @@ fn count(mode: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("report lacks {key}: {mode}"))
 }
 
+fn number(mode: &Value, key: &str) -> f64 {
+    mode.get(key)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("report lacks {key}: {mode}"))
+}
+
 #[test]
 fn rolling_deployment_behind_haproxy_is_invisible_to_clients() {
     assert!(
@@ -43,6 +50,7 @@ fn rolling_deployment_behind_haproxy_is_invisible_to_clients() {
             "--rounds",
             "1",
             "--baseline",
+            "--notice",
         ])
         .args(["--clients", &CLIENTS.to_string()])
         .arg("--echo")
@@ -54,8 +62,8 @@ fn rolling_deployment_behind_haproxy_is_invisible_to_clients() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    // Both modes take ~15 s here; the bound only proves one exists.
-    let limit = Duration::from_secs(110);
+    // The three modes take ~10 s each here; the bound only proves one exists.
+    let limit = Duration::from_secs(150);
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -86,9 +94,39 @@ fn rolling_deployment_behind_haproxy_is_invisible_to_clients() {
     assert!(count(w, "messages_echoed") > 0, "{w}");
     assert!(count(w, "reconnect_peak_per_100ms") > 0, "{w}");
 
+    // Without the notice every client waits its hint (0.5-2 s) unconnected.
+    assert!(number(w, "disconnected_ms_p50") >= 400.0, "{w}");
+    assert_eq!(count(w, "handovers"), 0, "{w}");
+
+    // With it, every client hands over and is never without a connection.
+    let n = &report["wsdrain_notice"];
+    assert_eq!(report["settings"]["notice_lead_ms"], 1000, "{report}");
+    assert_eq!(count(n, "clients"), CLIENTS);
+    assert_eq!(number(n, "disconnected_ms_max"), 0.0, "{n}");
+    assert!(count(n, "handovers") >= CLIENTS, "{n}");
+    assert!(count(n, "notices") >= CLIENTS, "{n}");
+    assert_eq!(count(n, "failed_handovers"), 0, "{n}");
+    assert_eq!(count(n, "abnormal_closes"), 0, "{n}");
+    assert_eq!(count(n, "lost_messages"), 0, "{n}");
+    assert_eq!(count(n, "replicas_over_grace"), 0, "{n}");
+    // The server closed nobody: every client left first, after its notice.
+    assert_eq!(
+        count(n, "clean_closes") + count(n, "other_closes"),
+        0,
+        "{n}"
+    );
+    assert!(count(n, "messages_echoed") > 0, "{n}");
+
     let b = &report["baseline"];
     assert_eq!(count(b, "clients"), CLIENTS);
-    for mode in [w, b] {
+    for mode in [w, n, b] {
+        for key in [
+            "reconnect_peak_per_second",
+            "reconnect_peak_to_flat_per_drain",
+            "disconnected_ms_p99",
+        ] {
+            assert!(mode.get(key).is_some_and(Value::is_number), "{key}: {mode}");
+        }
         // The clients' bookkeeping adds up: every message sent was echoed,
         // resent after a clean close, or lost.
         assert_eq!(
@@ -102,16 +140,24 @@ fn rolling_deployment_behind_haproxy_is_invisible_to_clients() {
     // What plain axum::serve gives, recorded side by side (not asserted).
     eprintln!(
         "baseline: abnormal_closes {} clean_closes {} lost_messages {} failed_connects {} \
-         reconnect_peak_per_100ms {}; wsdrain: clean_closes {} failed_connects {} \
-         reconnect_peak_per_100ms {} mean {}",
+         reconnect_peak_per_100ms {} peak/flat {} disconnected_ms p50 {}; wsdrain: clean_closes {} \
+         failed_connects {} reconnect_peak_per_100ms {} mean {} peak/flat {} disconnected_ms p50 {}; \
+         with the notice: handovers {} peak/flat {} disconnected_ms max {}",
         count(b, "abnormal_closes"),
         count(b, "clean_closes"),
         count(b, "lost_messages"),
         count(b, "failed_connects"),
         count(b, "reconnect_peak_per_100ms"),
+        b["reconnect_peak_to_flat_per_drain"],
+        b["disconnected_ms_p50"],
         count(w, "clean_closes"),
         count(w, "failed_connects"),
         count(w, "reconnect_peak_per_100ms"),
         w["reconnect_mean_per_100ms"],
+        w["reconnect_peak_to_flat_per_drain"],
+        w["disconnected_ms_p50"],
+        count(n, "handovers"),
+        n["reconnect_peak_to_flat_per_drain"],
+        n["disconnected_ms_max"],
     );
 }

@@ -8,9 +8,11 @@
 //! cargo run --example chat            # then open the printed address
 //! ```
 //!
-//! The page (`/`) uses `wsdrain.js` (`/wsdrain.js`), a small reconnecting
-//! WebSocket module that honours the close hints, and keeps what it observed
-//! in `window.wsdrainEvents`. Same conventions as the `echo` example: the
+//! The page (`/`) imports `wsdrain.js` (`/wsdrain.js`, from `clients/js/`),
+//! a small reconnecting WebSocket module that honours the close hints and
+//! hands over on the drain notice (`WSDRAIN_NOTICE_LEAD=1s`), and keeps what
+//! it observed in `window.wsdrainEvents` (and the time it spent without an
+//! open connection in `window.wsdrainGaps`). Same conventions as the `echo` example: the
 //! policy comes from `WSDRAIN_*` variables, the first stdout line is
 //! `listening on <addr>`, the drain report is printed on exit (code 0), and a
 //! bad setting prints one line naming it and exits with code 2.
@@ -37,7 +39,8 @@ use tokio::sync::broadcast;
 use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, GracefulUpgrade};
 
 const INDEX: &str = include_str!("index.html");
-const MODULE: &str = include_str!("wsdrain.js");
+// The browser client lives with the other clients; the page imports it from here.
+const MODULE: &str = include_str!("../../clients/js/wsdrain.js");
 
 /// Longest chat line accepted, in bytes; longer ones are cut.
 const MAX_LINE: usize = 2000;

@@ -15,8 +15,10 @@
 //! controller (`maxSurge: 1`, `maxUnavailable: 0`): start a new replica, wait
 //! until the load balancer has seen it ready, SIGTERM an old one, SIGKILL it
 //! if it outlives the grace period; for every replica, `--rounds` times.
-//! `--baseline` runs the same rollout again with `echo --plain` (axum's own
-//! graceful shutdown, no wsdrain). See `docs/KUBERNETES.md`.
+//! `--notice` runs it again with the drain notice (`WSDRAIN_NOTICE_LEAD`) and
+//! clients that hand over on it; `--baseline` runs it again with
+//! `echo --plain` (axum's own graceful shutdown, no wsdrain). See
+//! `docs/KUBERNETES.md`.
 
 mod clients;
 mod fleet;
@@ -60,6 +62,10 @@ fleet and load
                         exited (podReplacementPolicy: TerminationComplete, default);
                         started: it goes on once the old one got SIGTERM
                         (the classic Deployment behaviour; drains overlap)
+  --notice              also run the rollout with the drain notice: replicas get
+                        WSDRAIN_NOTICE_LEAD, clients hand over on it (mode
+                        `wsdrain_notice`; the grace period grows by the lead)
+  --notice-lead DUR     the notice's lead (default 1s)
   --baseline            also run the rollout with `echo --plain` (no wsdrain)
   --echo PATH           the echo binary (default: next to this binary)
   --read-buffer BYTES   per-session read buffer of the replicas (echo --read-buffer)
@@ -95,6 +101,8 @@ struct Args {
     check_inter: Duration,
     replacement: Replacement,
     baseline: bool,
+    notice: bool,
+    notice_lead: String,
     echo: Option<PathBuf>,
     read_buffer: Option<usize>,
     drain_delay: String,
@@ -121,6 +129,8 @@ fn parse_args() -> Result<Args, String> {
         check_inter: Duration::from_millis(200),
         replacement: Replacement::Complete,
         baseline: false,
+        notice: false,
+        notice_lead: "1s".into(),
         echo: None,
         read_buffer: None,
         drain_delay: "1s".into(),
@@ -160,6 +170,8 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--baseline" => a.baseline = true,
+            "--notice" => a.notice = true,
+            "--notice-lead" => a.notice_lead = value()?,
             "--echo" => a.echo = Some(value()?.into()),
             "--read-buffer" => a.read_buffer = Some(number(value()?)?),
             "--drain-delay" => a.drain_delay = value()?,
@@ -205,15 +217,34 @@ impl Args {
         .collect()
     }
 
+    /// The environment with the drain notice (`--notice`): the lead, and a
+    /// grace period longer by the lead, so the close window stays the same
+    /// as without it.
+    fn notice_env(&self) -> Result<Vec<(String, String)>, String> {
+        let lead = duration("--notice-lead", &self.notice_lead)?;
+        if lead.is_zero() {
+            return Err("--notice-lead: must be above zero".into());
+        }
+        let grace = duration("--grace", &self.grace)?;
+        let mut env = self.policy_env();
+        for (k, v) in &mut env {
+            if k == "WSDRAIN_GRACE_PERIOD" {
+                *v = format!("{}ms", (grace + lead).as_millis());
+            }
+        }
+        env.push(("WSDRAIN_NOTICE_LEAD".into(), self.notice_lead.clone()));
+        Ok(env)
+    }
+
     /// The policy the replicas will run, validated here so a bad flag fails
     /// before anything starts.
     fn policy(&self) -> Result<wsdrain::DrainPolicy, String> {
-        let env = self.policy_env();
-        wsdrain::DrainPolicy::builder()
-            .kubernetes(false)
-            .env(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .and_then(wsdrain::DrainPolicyBuilder::build)
-            .map_err(|e| format!("drain policy: {e}"))
+        build_policy(&self.policy_env())
+    }
+
+    /// The policy of the replicas with the drain notice.
+    fn notice_policy(&self) -> Result<wsdrain::DrainPolicy, String> {
+        build_policy(&self.notice_env()?)
     }
 
     fn echo_binary(&self) -> Result<PathBuf, String> {
@@ -236,11 +267,22 @@ impl Args {
     }
 }
 
+fn build_policy(env: &[(String, String)]) -> Result<wsdrain::DrainPolicy, String> {
+    wsdrain::DrainPolicy::builder()
+        .kubernetes(false)
+        .env(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .and_then(wsdrain::DrainPolicyBuilder::build)
+        .map_err(|e| format!("drain policy: {e}"))
+}
+
 /// Everything a mode needs.
 struct Run {
     args: Args,
     lb: LbKind,
     grace: Duration,
+    policy: wsdrain::DrainPolicy,
+    /// The policy with the notice (`--notice`).
+    notice_policy: Option<wsdrain::DrainPolicy>,
     echo: PathBuf,
 }
 
@@ -249,12 +291,21 @@ fn say(msg: impl AsRef<str>) {
 }
 
 impl Run {
-    async fn mode(&self, name: &'static str, plain: bool) -> Result<ModeReport, String> {
+    async fn mode(
+        &self,
+        name: &'static str,
+        plain: bool,
+        notice: bool,
+    ) -> Result<ModeReport, String> {
         let a = &self.args;
+        let (policy, env) = match (notice, &self.notice_policy) {
+            (true, Some(p)) => (p, a.notice_env()?),
+            _ => (&self.policy, a.policy_env()),
+        };
         let spec = PodSpec {
             binary: self.echo.clone(),
             plain,
-            env: a.policy_env(),
+            env,
             read_buffer: a.read_buffer,
         };
         let slots = a.replicas * (a.rounds + 1);
@@ -286,6 +337,7 @@ impl Run {
             url,
             interval: a.interval,
             echo_timeout: Duration::from_secs(5),
+            handover: notice,
         };
         let handles: Vec<_> = (0..a.clients)
             .map(|i| {
@@ -344,7 +396,11 @@ impl Run {
                 live.push_back(new);
                 sigterms.push(t0.elapsed().as_secs_f64() - rollout_start);
                 let balancer = balancer.clone();
-                let grace = self.grace;
+                let grace = if notice {
+                    policy.grace_period()
+                } else {
+                    self.grace
+                };
                 let kubelet = tokio::spawn(async move {
                     let t = old.terminate(grace).await;
                     let _ = balancer.lock().await.remove(t.id).await;
@@ -422,7 +478,8 @@ impl Run {
             rollout_seconds,
             sessions,
             next_id - 1,
-        ))
+        )
+        .with_flat_rate(policy))
     }
 }
 
@@ -496,6 +553,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let notice_policy = match args.notice.then(|| args.notice_policy()).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rollout: --notice: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let echo = match args.echo_binary() {
         Ok(p) => p,
         Err(e) => {
@@ -521,17 +585,23 @@ async fn main() -> ExitCode {
     };
     let run = Run {
         grace: policy.grace_period(),
+        policy: policy.clone(),
+        notice_policy: notice_policy.clone(),
         args: args.clone(),
         lb,
         echo,
     };
     let mut modes = Vec::new();
-    let mut plan = vec![("wsdrain", false)];
-    if args.baseline {
-        plan.push(("baseline", true));
+    // (name, echo --plain, drain notice)
+    let mut plan = vec![("wsdrain", false, false)];
+    if args.notice {
+        plan.push(("wsdrain_notice", false, true));
     }
-    for (name, plain) in plan {
-        match run.mode(name, plain).await {
+    if args.baseline {
+        plan.push(("baseline", true, false));
+    }
+    for (name, plain, notice) in plan {
+        match run.mode(name, plain, notice).await {
             Ok(m) => modes.push(m),
             Err(e) => {
                 eprintln!("rollout: {name}: {e}");
@@ -563,6 +633,9 @@ async fn main() -> ExitCode {
                 "retry_after_min_ms": policy.retry_after_min().as_millis() as u64,
                 "retry_after_max_ms": policy.retry_after_max().as_millis() as u64,
                 "reconnect_bin_ms": 100,
+                "notice_lead_ms": notice_policy.as_ref().map(|p| p.notice_lead().as_millis() as u64),
+                "notice_grace_period_ms": notice_policy.as_ref().map(|p| p.grace_period().as_millis() as u64),
+                "min_close_rate": policy.min_close_rate(),
             }),
         );
         for m in &modes {

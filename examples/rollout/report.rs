@@ -17,8 +17,20 @@
 //!   one holding its last. The overall peak can fall where one drain's last
 //!   reconnects overlap the next drain's first ones; a drain's own cannot.
 //!
-//! A peak/mean ratio of 1 is perfectly even; a herd that reconnects at once is
-//! far above.
+//! A peak/mean ratio of 1 is perfectly even; but it measures evenness, not
+//! size: a herd that reconnects at once in two or three bins has a high mean
+//! and scores low. What a reader means by a herd is read from the peak:
+//!
+//! * `reconnect_peak_per_second`: the most reconnects in any one second.
+//! * `reconnect_peak_to_flat_per_drain`: each drain's peak per 100 ms over
+//!   the *flat rate* its policy allows, the worst drain's: a drain of `n`
+//!   sessions closes them over `close_span(n)` (the window, or less at the
+//!   minimum close rate), so evenly spread reconnects arrive at
+//!   `n / close_span(n)`. About 1 (or below: hints spread the returns
+//!   further) is no herd; a burst is many times above.
+//! * `disconnected_ms_p50` / `_p99` / `_max`: per client, the time it had no
+//!   open connection, from its first connect to the end of the run; with the
+//!   drain notice and handover this is 0.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +71,10 @@ pub(crate) struct ModeReport {
     pub(crate) sessions: SessionSamples,
     /// Replicas started over the run.
     pub(crate) replicas_started: usize,
+    /// Per client, milliseconds without an open connection, sorted.
+    pub(crate) disconnected_ms: Vec<f64>,
+    /// Most reconnects in one second.
+    pub(crate) reconnect_peak_per_second: usize,
 }
 
 impl ModeReport {
@@ -77,7 +93,12 @@ impl ModeReport {
     ) -> ModeReport {
         let mut totals = ClientLog::default();
         let mut reconnects: Vec<(f64, f64)> = Vec::new();
+        let mut disconnected_ms: Vec<f64> = logs.iter().map(|l| l.disconnected * 1000.0).collect();
+        disconnected_ms.sort_by(f64::total_cmp);
         for l in logs {
+            totals.notices += l.notices;
+            totals.handovers += l.handovers;
+            totals.failed_handovers += l.failed_handovers;
             totals.clean_closes += l.clean_closes;
             totals.other_closes += l.other_closes;
             totals.abnormal_closes += l.abnormal_closes;
@@ -95,6 +116,7 @@ impl ModeReport {
         reconnects.sort_by(|a, b| a.1.total_cmp(&b.1));
         let (peak, mean) = smoothness(&reconnects, &sigterms);
         let drains = per_drain(&reconnects, &sigterms);
+        let reconnect_peak_per_second = peak_in_bins(&reconnects, 1.0);
         ModeReport {
             mode,
             clients: logs.len(),
@@ -109,7 +131,42 @@ impl ModeReport {
             drains,
             sessions,
             replicas_started,
+            disconnected_ms,
+            reconnect_peak_per_second,
         }
+    }
+
+    /// Sets each drain's flat rate: its reconnects spread evenly over the
+    /// time `policy` takes to close that many sessions.
+    pub(crate) fn with_flat_rate(mut self, policy: &wsdrain::DrainPolicy) -> ModeReport {
+        for d in &mut self.drains {
+            if d.drain.is_some() {
+                let span = policy.close_span(d.reconnects).as_secs_f64();
+                d.flat = Some(flat_per_bin(d.reconnects, span));
+            }
+        }
+        self
+    }
+
+    /// The worst drain's peak over its flat rate (0 without drains).
+    pub(crate) fn worst_drain_peak_to_flat(&self) -> f64 {
+        self.drains
+            .iter()
+            .filter_map(DrainSmoothness::peak_to_flat)
+            .fold(0.0, f64::max)
+    }
+
+    /// The largest drain's flat rate per 100 ms (0 without drains).
+    pub(crate) fn flat_rate(&self) -> f64 {
+        self.drains
+            .iter()
+            .filter_map(|d| d.flat)
+            .fold(0.0, f64::max)
+    }
+
+    /// The `q` quantile (nearest rank) of the per-client disconnected time.
+    pub(crate) fn disconnected_quantile(&self, q: f64) -> f64 {
+        quantile(&self.disconnected_ms, q)
     }
 
     /// Peak over mean (0 without reconnects).
@@ -153,6 +210,14 @@ impl ModeReport {
             "termination_seconds": self.termination_seconds.iter().map(|s| round3(*s)).collect::<Vec<_>>(),
             "rollout_seconds": round3(self.rollout_seconds),
             "peak_sessions_per_replica": self.sessions.peak(),
+            "reconnect_peak_per_second": self.reconnect_peak_per_second,
+            "reconnect_peak_to_flat_per_drain": round3(self.worst_drain_peak_to_flat()),
+            "disconnected_ms_p50": round3(self.disconnected_quantile(0.5)),
+            "disconnected_ms_p99": round3(self.disconnected_quantile(0.99)),
+            "disconnected_ms_max": round3(self.disconnected_quantile(1.0)),
+            "notices": t.notices,
+            "handovers": t.handovers,
+            "failed_handovers": t.failed_handovers,
             "reconnect_times": self
                 .reconnects
                 .iter()
@@ -164,6 +229,34 @@ impl ModeReport {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// Nearest-rank quantile of sorted values (0 when empty).
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Most reopen times in one bin of `width` seconds.
+fn peak_in_bins(reconnects: &[(f64, f64)], width: f64) -> usize {
+    let mut bins: BTreeMap<i64, usize> = BTreeMap::new();
+    for &(_, reopened) in reconnects {
+        *bins.entry((reopened / width).floor() as i64).or_default() += 1;
+    }
+    bins.values().copied().max().unwrap_or(0)
+}
+
+/// `n` arrivals evenly over `span` seconds, per 100 ms bin (all `n` in one
+/// bin when the span is shorter than a bin).
+pub(crate) fn flat_per_bin(n: usize, span: f64) -> f64 {
+    if span <= BIN {
+        n as f64
+    } else {
+        n as f64 * BIN / span
+    }
 }
 
 /// The reopen times of each drain: drain index (the SIGTERM last before the
@@ -225,6 +318,9 @@ pub(crate) struct DrainSmoothness {
     pub(crate) peak: usize,
     /// Its reconnects over the bins from its first to its last reconnect.
     pub(crate) mean: f64,
+    /// Its reconnects per 100 ms if spread evenly over the time the policy
+    /// takes to close them (`None` for closes before any SIGTERM).
+    pub(crate) flat: Option<f64>,
 }
 
 impl DrainSmoothness {
@@ -237,6 +333,11 @@ impl DrainSmoothness {
         }
     }
 
+    /// Peak over the flat rate.
+    pub(crate) fn peak_to_flat(&self) -> Option<f64> {
+        self.flat.filter(|f| *f > 0.0).map(|f| self.peak as f64 / f)
+    }
+
     fn json(&self, sigterms: &[f64]) -> Value {
         json!({
             "drain": self.drain,
@@ -247,6 +348,8 @@ impl DrainSmoothness {
             "reconnect_peak_per_100ms": self.peak,
             "reconnect_mean_per_100ms": round3(self.mean),
             "reconnect_peak_to_mean": round3(self.peak_to_mean()),
+            "flat_rate_per_100ms": self.flat.map(round3),
+            "reconnect_peak_to_flat": self.peak_to_flat().map(round3),
         })
     }
 }
@@ -270,6 +373,7 @@ pub(crate) fn per_drain(reconnects: &[(f64, f64)], sigterms: &[f64]) -> Vec<Drai
                 last,
                 peak: bins.values().copied().max().unwrap_or(0),
                 mean: times.len() as f64 / span,
+                flat: None,
             }
         })
         .collect()
@@ -278,52 +382,101 @@ pub(crate) fn per_drain(reconnects: &[(f64, f64)], sigterms: &[f64]) -> Vec<Drai
 /// A row of the table: its name and how to read it from a mode.
 type Row = (&'static str, fn(&ModeReport) -> String);
 
-/// The human table: one row per measure, one column per mode.
+/// The human table: one row per measure, one column per mode. The herd
+/// comes first, as a reader means it (peaks, against the flat rate the
+/// window allows, and the time to roll); peak / mean, which measures
+/// evenness and not size, last and labelled so.
 pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
-    let rows: [Row; 16] = [
-        ("clients", |m| m.clients.to_string()),
-        ("clean closes (1001 + hint)", |m| {
-            m.totals.clean_closes.to_string()
-        }),
-        ("other closes", |m| m.totals.other_closes.to_string()),
-        ("abnormal closes (1006)", |m| {
-            m.totals.abnormal_closes.to_string()
-        }),
-        ("failed connects", |m| m.totals.failed_connects.to_string()),
-        ("messages sent", |m| m.totals.sent.to_string()),
-        ("messages echoed", |m| m.totals.echoed.to_string()),
-        ("resent after a clean close", |m| {
-            m.totals.resent.to_string()
-        }),
-        ("lost messages", |m| m.totals.lost.to_string()),
-        ("reconnects", |m| m.reconnects.len().to_string()),
-        ("reconnect peak / 100 ms", |m| m.reconnect_peak.to_string()),
-        ("reconnect mean / 100 ms", |m| {
-            format!("{:.2}", m.reconnect_mean)
-        }),
-        ("peak / mean", |m| format!("{:.2}", m.peak_to_mean())),
-        ("worst drain peak / mean", |m| {
-            format!("{:.2}", m.worst_drain_peak_to_mean())
-        }),
-        ("replicas over grace (SIGKILL)", |m| {
-            m.replicas_over_grace.to_string()
-        }),
-        ("rollout seconds", |m| format!("{:.1}", m.rollout_seconds)),
+    let sections: [(&str, &[Row]); 4] = [
+        (
+            "the herd: what the remaining replicas see",
+            &[
+                ("reconnect peak / 100 ms", |m| m.reconnect_peak.to_string()),
+                ("reconnect peak / s", |m| {
+                    m.reconnect_peak_per_second.to_string()
+                }),
+                ("flat rate / 100 ms (window allows)", |m| {
+                    format!("{:.1}", m.flat_rate())
+                }),
+                ("worst drain peak / flat rate", |m| {
+                    format!("{:.2}", m.worst_drain_peak_to_flat())
+                }),
+                ("time to roll (s)", |m| format!("{:.1}", m.rollout_seconds)),
+            ],
+        ),
+        (
+            "the clients: time without a connection",
+            &[
+                ("disconnected ms p50", |m| {
+                    format!("{:.0}", m.disconnected_quantile(0.5))
+                }),
+                ("disconnected ms p99", |m| {
+                    format!("{:.0}", m.disconnected_quantile(0.99))
+                }),
+                ("disconnected ms max", |m| {
+                    format!("{:.0}", m.disconnected_quantile(1.0))
+                }),
+                ("handovers (failed)", |m| {
+                    format!("{} ({})", m.totals.handovers, m.totals.failed_handovers)
+                }),
+            ],
+        ),
+        (
+            "closes and messages",
+            &[
+                ("clients", |m| m.clients.to_string()),
+                ("clean closes (1001 + hint)", |m| {
+                    m.totals.clean_closes.to_string()
+                }),
+                ("other closes", |m| m.totals.other_closes.to_string()),
+                ("abnormal closes (1006)", |m| {
+                    m.totals.abnormal_closes.to_string()
+                }),
+                ("failed connects", |m| m.totals.failed_connects.to_string()),
+                ("messages sent", |m| m.totals.sent.to_string()),
+                ("messages echoed", |m| m.totals.echoed.to_string()),
+                ("resent after a clean close", |m| {
+                    m.totals.resent.to_string()
+                }),
+                ("lost messages", |m| m.totals.lost.to_string()),
+                ("reconnects (and handovers)", |m| {
+                    m.reconnects.len().to_string()
+                }),
+                ("replicas over grace (SIGKILL)", |m| {
+                    m.replicas_over_grace.to_string()
+                }),
+            ],
+        ),
+        (
+            "evenness: peak / mean over the reconnects' own span (not size: a burst scores low)",
+            &[
+                ("reconnect mean / 100 ms", |m| {
+                    format!("{:.2}", m.reconnect_mean)
+                }),
+                ("peak / mean", |m| format!("{:.2}", m.peak_to_mean())),
+                ("worst drain peak / mean", |m| {
+                    format!("{:.2}", m.worst_drain_peak_to_mean())
+                }),
+            ],
+        ),
     ];
     let mut out = format!("load balancer: {lb}\n");
-    let w = 32;
+    let w = 36;
     let c = 20;
     out.push_str(&format!("{:<w$}", "measure"));
     for m in modes {
         out.push_str(&format!("{:>c$}", m.mode));
     }
     out.push('\n');
-    for (name, f) in &rows {
-        out.push_str(&format!("{name:<w$}"));
-        for m in modes {
-            out.push_str(&format!("{:>c$}", f(m)));
+    for (title, rows) in sections {
+        out.push_str(&format!("{title}\n"));
+        for (name, f) in rows {
+            out.push_str(&format!("  {name:<w2$}", w2 = w - 2));
+            for m in modes {
+                out.push_str(&format!("{:>c$}", f(m)));
+            }
+            out.push('\n');
         }
-        out.push('\n');
     }
     // One row per drain: ratio (peak / mean) of its reconnects alone.
     let mut names: Vec<Option<usize>> = modes
@@ -352,7 +505,25 @@ pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{per_drain, smoothness};
+    use super::{flat_per_bin, per_drain, quantile, smoothness};
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[0.0, 0.0, 7.0], 0.5), 0.0);
+        assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn a_burst_is_far_above_the_flat_rate() {
+        // 300 sessions over a 3 s window: 10 per 100 ms. All 300 in one
+        // 100 ms bin is 30 times that; a window of 0 allows the burst.
+        assert!((flat_per_bin(300, 3.0) - 10.0).abs() < 1e-9);
+        assert_eq!(flat_per_bin(300, 0.0), 300.0);
+    }
 
     #[test]
     fn mean_is_over_each_drains_span() {

@@ -1,0 +1,364 @@
+// wsdrain.js: a reconnecting WebSocket that honours wsdrain close hints and
+// hands over to a new connection on the drain notice. ES module, no
+// dependencies, no build step; types in wsdrain.d.ts. docs/CLIENTS.md has the
+// whole API.
+//
+// A draining wsdrain server closes each session with code 1001 (or 1012) and a
+// reason like "going away; retry-after-ms=2731" (docs/PROTOCOL.md). This module
+// waits that long plus a little jitter of its own, then reconnects. Other
+// endings back off with full jitter; 1000, 1008 and 4000-4999 stop it.
+// A browser cannot see the status of a refused upgrade (a 503 with Retry-After
+// shows up as 1006), so that case backs off like any other failure.
+//
+// With the drain notice on (WSDRAIN_NOTICE_LEAD), the server first sends
+// {"type":"wsdrain.reconnect","close_in_ms":N}: this module opens a new
+// connection to the same URL at once, moves send() to it when it is open,
+// closes the old one with 1000 (after `handoverLinger`) and reports a
+// "handover" event. The page is never without an open connection. If the new
+// connection fails, it stays on the old one and reconnects by its hint.
+//
+//   import { WsDrainSocket } from "./wsdrain.js";
+//   const ws = new WsDrainSocket("wss://" + location.host + "/ws");
+//   ws.addEventListener("message", (e) => console.log(e.detail.data));
+//   ws.addEventListener("status", () => label.textContent = ws.statusText());
+//   ws.send("hi"); // false when no connection is open: nothing was sent
+//
+// Events (CustomEvent, data in .detail): "open" {connection, handover},
+// "message" {data, connection}, "close" {connection, code, reason, wasClean,
+// hint, opened, upFor, retired}, "notice" {connection, closeInMs},
+// "handover" {from, to, closeInMs, took, overlap}, "handoverfailed"
+// {connection, to, code}, "probe" {url, status, ok, retryAfter}, "reconnecting"
+// {delay, wait, hint, attempt}, "giveup" {code}, "status".
+
+const HINT = /retry-after-ms=(\d+)/;
+
+/** The hint of a Close reason in ms, or null (docs/PROTOCOL.md, "The regex"). */
+export function retryAfterMs(reason) {
+  const m = HINT.exec(String(reason ?? ""));
+  if (!m) return null;
+  const ms = Number(m[1]);
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/** The type of the drain notice (docs/PROTOCOL.md, "The drain notice"). */
+export const NOTICE_TYPE = "wsdrain.reconnect";
+
+/**
+ * The lead of a drain notice in ms, or null when `data` is not one. Never
+ * throws: any key order and spacing, unknown keys ignored.
+ */
+export function parseNotice(data) {
+  if (typeof data !== "string" || !data.includes(NOTICE_TYPE)) return null;
+  let v;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (v === null || typeof v !== "object" || v.type !== NOTICE_TYPE) return null;
+  const lead = v.close_in_ms;
+  return Number.isSafeInteger(lead) && lead >= 0 ? lead : null;
+}
+
+/** The defaults, the same as the Rust client's. All times in ms. */
+export const defaults = Object.freeze({
+  base: 250, // first backoff ceiling: a lost connection comes back fast
+  cap: 30_000, // longest wait of any kind; hints are clamped to it
+  goingAwayBase: 5_000, // backoff base after 1001/1012 without a hint (RFC 6455 §7.2.3)
+  stableAfter: 30_000, // a connection up this long resets the failure count
+  hintJitter: 50, // least jitter on a hint: h + random(0, max(hintJitter, h/50))
+  isTerminal: (code) => code === 1000 || code === 1008 || (code >= 4000 && code <= 4999),
+  handover: true, // act on the drain notice (make-before-break)
+  handoverLinger: 0, // after the switch, read the old connection this long, then close it with 1000
+  health: false, // probe before reconnecting: false, true (the URL's origin + /readyz) or a URL
+  healthTimeout: 5_000, // one probe gives up after this long
+  protocols: undefined, // WebSocket subprotocols, passed to every connection
+});
+
+/** Full jitter (AWS "Exponential Backoff And Jitter"): random(0, min(cap, base·2^attempt)). */
+export function fullJitter(base, cap, attempt, random = Math.random) {
+  return random() * Math.min(cap, base * 2 ** attempt);
+}
+
+/**
+ * What to do after a close: {delay, wait: "hint" | "backoff", hint, attempt},
+ * or null for "do not reconnect".
+ */
+export function reconnectDelay(code, reason, attempt, options = {}, random = Math.random) {
+  const o = { ...defaults, ...options };
+  const hint = retryAfterMs(reason);
+  if (code === 1001 || code === 1012) {
+    if (hint !== null) {
+      const h = Math.min(hint, o.cap);
+      return { delay: h + random() * Math.max(o.hintJitter, h / 50), wait: "hint", hint, attempt };
+    }
+    const base = Math.max(o.goingAwayBase, o.base);
+    return { delay: fullJitter(base, o.cap, attempt, random), wait: "backoff", hint: null, attempt };
+  }
+  if (o.isTerminal(code)) return null;
+  return { delay: fullJitter(o.base, o.cap, attempt, random), wait: "backoff", hint: null, attempt };
+}
+
+/**
+ * The health URL for a WebSocket URL: `health` itself when it is a string,
+ * else the same origin's `/readyz` (ws: → http:, wss: → https:).
+ */
+export function healthUrl(url, health = true) {
+  if (typeof health === "string") return health;
+  const u = new URL(url);
+  u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+  u.pathname = "/readyz";
+  u.search = "";
+  u.hash = "";
+  return u.href;
+}
+
+/**
+ * The wait a `Retry-After` header asks for in ms (delta-seconds only), or
+ * null (docs/PROTOCOL.md, "Rejected upgrades").
+ */
+export function retryAfterHeaderMs(value) {
+  const v = String(value ?? "").trim();
+  if (!/^\d+$/.test(v)) return null;
+  const ms = Number(v) * 1000;
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/** A WebSocket that reconnects by the wsdrain rules. An EventTarget. */
+export class WsDrainSocket extends EventTarget {
+  #ws = null; // the connection send() uses
+  #next = null; // the handover's new connection, until it opens
+  #orphaned = null; // the close of the old connection when it ended before #next opened
+  #retired = new Set(); // old connections after a switch, until their close
+  #timer = null;
+  #probe = null; // AbortController of a running health probe
+  #stopped = false;
+  #failures = 0;
+  #connections = 0;
+  #status = { state: "connecting", code: null, reason: "", hint: null, wait: null, retryAt: null };
+
+  /** Connects to `url` at once; `options` override `defaults`. */
+  constructor(url, options = {}) {
+    super();
+    this.url = url;
+    this.options = { ...defaults, ...options };
+    this.#connect();
+  }
+
+  /** "connecting" | "open" | "waiting" | "stopped", the last close, the next attempt. */
+  get status() {
+    return { ...this.#status };
+  }
+
+  /** The status for people, e.g. "server restarting — reconnecting in 3.2 s". */
+  statusText(now = performance.now()) {
+    const s = this.#status;
+    switch (s.state) {
+      case "connecting":
+        return "connecting…";
+      case "open":
+        return "connected";
+      case "stopped":
+        return s.code === null ? "disconnected" : `disconnected (code ${s.code})`;
+      default: {
+        if (s.wait === "health") return "waiting for the server to be ready…";
+        const secs = Math.max(0, (s.retryAt - now) / 1000).toFixed(1);
+        const what = s.wait === "hint" ? "server restarting" : "connection lost";
+        return `${what} — reconnecting in ${secs} s`;
+      }
+    }
+  }
+
+  /** Sends on the open connection; false (nothing sent) when none is open. */
+  send(data) {
+    const ws = this.#ws?.socket;
+    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(data);
+    return true;
+  }
+
+  /** Closes with 1000 and never reconnects. */
+  close() {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#probe?.abort();
+    this.#probe = null;
+    if (this.#next !== null) this.#next.socket.close(1000);
+    for (const r of this.#retired) r.socket.close(1000);
+    if (this.#ws !== null) this.#ws.socket.close(1000);
+    else this.#setStatus({ state: "stopped" });
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #setStatus(change) {
+    this.#status = { ...this.#status, ...change };
+    this.#emit("status", this.status);
+  }
+
+  /** Opens a connection; `handover`: the notice's lead and when it came. */
+  #open(handover = null) {
+    const c = {
+      id: ++this.#connections,
+      socket: new WebSocket(this.url, this.options.protocols),
+      openedAt: null,
+      retired: false, // replaced by a handover: its close is not a disconnect
+      handover, // {from, closeInMs, noticeAt} when opened on a notice
+    };
+    c.socket.onopen = () => this.#opened(c);
+    c.socket.onmessage = (ev) => this.#received(c, ev.data);
+    c.socket.onclose = (ev) => this.#closed(c, ev);
+    return c;
+  }
+
+  #connect() {
+    this.#timer = null;
+    this.#ws = this.#open();
+    this.#setStatus({ state: "connecting", retryAt: null });
+  }
+
+  #opened(c) {
+    c.openedAt = performance.now();
+    if (c === this.#next) {
+      // The switch: sends go to the new connection from here on.
+      const old = this.#ws;
+      this.#next = null;
+      this.#orphaned = null;
+      this.#ws = c;
+      if (old !== null) {
+        this.#retired.add(old);
+        old.retired = true;
+        old.switchedAt = c.openedAt;
+        old.successor = c;
+        const linger = this.options.handoverLinger;
+        if (Number.isFinite(linger)) {
+          setTimeout(() => old.socket.close(1000), Math.max(0, linger));
+        }
+      }
+    } else if (c !== this.#ws) {
+      return; // stopped meanwhile
+    }
+    this.#setStatus({ state: "open", code: null, reason: "", hint: null, wait: null });
+    this.#emit("open", { connection: c.id, handover: c.handover !== null });
+  }
+
+  #received(c, data) {
+    const lead = parseNotice(data);
+    if (lead === null) {
+      this.#emit("message", { data, connection: c.id });
+      return;
+    }
+    this.#emit("notice", { connection: c.id, closeInMs: lead });
+    // A notice on the connection in use, no handover under way: make before break.
+    if (this.options.handover && !this.#stopped && c === this.#ws && this.#next === null && !c.retired) {
+      this.#next = this.#open({ from: c.id, closeInMs: lead, noticeAt: performance.now() });
+    }
+  }
+
+  #closed(c, ev) {
+    const now = performance.now();
+    const upFor = c.openedAt === null ? 0 : now - c.openedAt;
+    if (c.openedAt !== null && upFor >= this.options.stableAfter) this.#failures = 0;
+    const hint = retryAfterMs(ev.reason);
+    const { code, reason, wasClean } = ev;
+    const closed = { connection: c.id, code, reason, wasClean, hint, opened: c.openedAt !== null, upFor, retired: c.retired };
+
+    if (c === this.#next) {
+      // The handover's new connection failed before it opened: stay on the old one.
+      this.#next = null;
+      this.#emit("close", closed);
+      this.#emit("handoverfailed", { connection: c.handover.from, to: c.id, code });
+      if (this.#ws === null && this.#orphaned !== null) {
+        // The old one is gone too: reconnect as its close advised.
+        const last = this.#orphaned;
+        this.#orphaned = null;
+        this.#afterClose(last);
+      }
+      return;
+    }
+    if (c.retired) {
+      this.#retired.delete(c);
+      this.#emit("close", closed);
+      const n = c.successor;
+      this.#emit("handover", {
+        from: c.id,
+        to: n.id,
+        closeInMs: n.handover.closeInMs,
+        took: n.openedAt - n.handover.noticeAt, // from the notice to the new connection's open
+        overlap: now - n.openedAt, // both connections open
+      });
+      return;
+    }
+    if (c !== this.#ws) return; // after close()
+    this.#ws = null;
+    this.#emit("close", closed);
+    if (this.#next !== null && !this.#stopped) {
+      // Closed before the handover's new connection opened: wait for it; if
+      // it fails, reconnect as this close advised.
+      this.#orphaned = closed;
+      this.#setStatus({ state: "connecting", code, reason, hint, retryAt: null });
+      return;
+    }
+    this.#afterClose(closed);
+  }
+
+  /** Schedules the next connection after `closed`, or stops. */
+  #afterClose({ code, reason, hint }) {
+    if (this.#stopped) {
+      this.#setStatus({ state: "stopped", code, reason, hint });
+      return;
+    }
+    const next = reconnectDelay(code, reason, this.#failures, this.options);
+    if (next === null) {
+      this.#stopped = true;
+      this.#setStatus({ state: "stopped", code, reason, hint });
+      this.#emit("giveup", { code });
+      return;
+    }
+    if (next.wait === "backoff") this.#failures += 1;
+    const retryAt = performance.now() + next.delay;
+    this.#setStatus({ state: "waiting", code, reason, hint, wait: next.wait, retryAt });
+    this.#emit("reconnecting", next);
+    const go = this.options.health ? () => this.#probeThenConnect(0) : () => this.#connect();
+    this.#timer = setTimeout(go, next.delay);
+  }
+
+  /** Probes the health URL until it answers 200, then connects. */
+  async #probeThenConnect(attempt) {
+    this.#timer = null;
+    if (this.#stopped) return;
+    const url = healthUrl(this.url, this.options.health);
+    this.#setStatus({ state: "waiting", wait: "health", retryAt: null });
+    const abort = new AbortController();
+    this.#probe = abort;
+    const timeout = setTimeout(() => abort.abort(), this.options.healthTimeout);
+    let status = 0;
+    let retryAfter = null;
+    try {
+      const r = await fetch(url, { cache: "no-store", signal: abort.signal });
+      status = r.status;
+      retryAfter = retryAfterHeaderMs(r.headers.get("retry-after"));
+    } catch {
+      // Network error, timeout or close(): status 0.
+    } finally {
+      clearTimeout(timeout);
+    }
+    if (this.#stopped || this.#probe !== abort) return;
+    this.#probe = null;
+    const ok = status === 200;
+    this.#emit("probe", { url, status, ok, retryAfter });
+    if (ok) {
+      this.#connect();
+      return;
+    }
+    const o = this.options;
+    const delay =
+      status === 503 && retryAfter !== null
+        ? Math.min(retryAfter, o.cap) + Math.random() * o.hintJitter
+        : fullJitter(o.base, o.cap, attempt);
+    this.#timer = setTimeout(() => this.#probeThenConnect(attempt + 1), delay);
+  }
+}
