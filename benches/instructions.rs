@@ -3,12 +3,12 @@
 //! depend on what else runs on the machine, so this ratio is the
 //! deterministic companion of the `throughput` bench's paired ratio.
 //!
-//! Run with `cargo bench --bench instructions` (needs `valgrind` on `PATH`;
-//! `-- --round-trips N` sets the measured round trips per run, 25,600 by
-//! default, `-- --repeat
-//! N` the runs per server, 2 by default, `-- --keep DIR` keeps the callgrind files for
-//! `callgrind_annotate`). `cargo bench --no-run` only builds it, and run
-//! without `--bench` (as `cargo test --benches` does) it does nothing.
+//! Run with `cargo bench --bench instructions` (needs `valgrind` on `PATH`,
+//! about a minute). `-- --round-trips N` sets the measured round trips per
+//! run (25,600 by default), `-- --repeat N` the runs per server (2), and
+//! `-- --keep DIR` keeps the callgrind files for `callgrind_annotate`.
+//! `cargo bench --no-run` only builds it, and run without `--bench` (as
+//! `cargo test --benches` does) it does nothing.
 //!
 //! How it isolates the server: the bench binary starts itself as the echo
 //! server (`__server raw|graceful`) under `valgrind --tool=callgrind`, and
@@ -308,9 +308,9 @@ fn main() {
         support::machine()
     );
     println!(
-        "| connections | raw axum instr/round trip (median; runs) | wsdrain instr/round trip (median; runs) | ratio wsdrain/raw | target |"
+        "| connections | raw axum instr/round trip (median; runs) | wsdrain instr/round trip (median; runs) | wsdrain adds | ratio wsdrain/raw | target |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for conns in CONNS {
         let per_conn = (round_trips / conns).max(1);
         let (mut raw, mut graceful) = (Vec::new(), Vec::new());
@@ -339,7 +339,8 @@ fn main() {
         let (r, g) = (runs(&raw), runs(&graceful));
         let (mr, mg) = (median(&mut raw), median(&mut graceful));
         println!(
-            "| {conns} | {mr:.0} ({r}) | {mg:.0} ({g}) | {:.4} | <= 1.02 |",
+            "| {conns} | {mr:.0} ({r}) | {mg:.0} ({g}) | {:+.0} | {:.4} | <= 1.02 |",
+            mg - mr,
             mg / mr
         );
     }
