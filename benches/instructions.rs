@@ -33,13 +33,24 @@
 //! Both servers use `read_buffer_size(4096)` and `TCP_NODELAY`, as in the
 //! `throughput` bench. The table gives the median instructions per round trip
 //! over the runs, their spread, and the ratio wsdrain / raw (target ≤ 1.02).
+//!
+//! A second table counts a drain the same way, the deterministic companion
+//! of `drain_scale`'s server CPU: `-- --drain-sessions N` (2,000 by default,
+//! 0 to skip) idle sessions on the wsdrain server (drain delay 0, close
+//! window 0) and on the hand-rolled close-all server of `drain_scale`; the
+//! count runs from just before the drain begins (a `drain` line on the
+//! server's stdin: `DrainController::begin`, or the close-all broadcast)
+//! until every client has seen its connection end, plus 1 s for the
+//! server's last work. It gives instructions per closed session and the
+//! ratio wsdrain / close-all (target ≤ 1.1), and checks that every client
+//! got `Close(1001, "…retry-after-ms=…")`.
 
 use std::{
     io::{BufRead, BufReader, Write},
     net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::serve::ListenerExt;
@@ -75,8 +86,10 @@ fn nodelay(tcp: &mut tokio::net::TcpStream) {
     let _ = tcp.set_nodelay(true);
 }
 
-/// `__server raw|graceful`: prints `ADDR <addr>`, then serves `/ws` echo.
-/// Lines on stdin: `zero`, `dump` (each answered `ok`); EOF ends the process.
+/// `__server raw|graceful|closeall`: prints `ADDR <addr>`, then serves `/ws`
+/// echo. Lines on stdin: `zero`, `dump`, `drain` (each answered `ok`); EOF
+/// ends the process. `drain` begins the drain (`graceful`: drain delay 0,
+/// close window 0) or tells every close-all handler to close (`closeall`).
 fn server(kind: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,19 +98,37 @@ fn server(kind: &str) {
     let _enter = rt.enter();
     let listener = support::listener("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let addr = listener.local_addr().expect("addr");
-    let controller = DrainController::new(DrainPolicy::default());
+    let policy = DrainPolicy::builder()
+        .drain_delay(Duration::ZERO)
+        .close_window(Duration::ZERO)
+        .close_timeout(Duration::from_secs(30))
+        .grace_period(Duration::from_secs(120))
+        .build()
+        .expect("policy");
+    let controller: &'static DrainController = Box::leak(Box::new(DrainController::new(policy)));
+    let closeall = support::CloseAll::default();
     let router = match kind {
         "raw" => support::raw_router(Some(support::READ_BUFFER)),
         "graceful" => support::graceful_router(controller.drain(), Some(support::READ_BUFFER)),
+        "closeall" => closeall.router(Some(support::READ_BUFFER)),
         other => panic!("unknown server {other}"),
     };
-    std::thread::spawn(|| {
+    if kind == "graceful" {
+        rt.spawn(async move {
+            let _report = controller.run().await;
+        });
+    }
+    std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut stdout = std::io::stdout();
         for line in stdin.lock().lines() {
             match line.as_deref() {
                 Ok("zero") => mark_zero(),
                 Ok("dump") => mark_dump(),
+                Ok("drain") => {
+                    controller.begin();
+                    closeall.shutdown();
+                }
                 _ => break,
             }
             let _ = writeln!(stdout, "ok");
@@ -107,11 +138,9 @@ fn server(kind: &str) {
     });
     println!("ADDR {addr}");
     let _ = std::io::stdout().flush();
-    let drain = controller.drain();
     rt.block_on(async move {
-        let _ = axum::serve(listener.tap_io(nodelay), router)
-            .with_graceful_shutdown(drain.closed())
-            .await;
+        // Serves on through the drain: the count covers the sessions' closes.
+        let _ = axum::serve(listener.tap_io(nodelay), router).await;
     });
 }
 
@@ -247,6 +276,59 @@ fn run(
     total as f64 / (conns * per_conn) as f64
 }
 
+/// Reads until the server's Close, lets tungstenite answer it, then reads to
+/// the end; true for `Close(1001, "…retry-after-ms=…")`.
+async fn await_close(mut ws: support::ClientWs) -> bool {
+    let mut clean = false;
+    while let Some(msg) = ws.next().await {
+        match msg {
+            Ok(Message::Close(frame)) => {
+                clean = frame.as_ref().is_some_and(|f| {
+                    u16::from(f.code) == 1001 && f.reason.contains("retry-after-ms=")
+                });
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    clean
+}
+
+/// One drain: instructions per session of server `kind` (`graceful` or
+/// `closeall`) closing `sessions` idle sessions at once; the count runs from
+/// just before the drain begins until every client saw its connection end
+/// (and 1 s more, for the server's last work).
+fn drain_run(
+    rt: &tokio::runtime::Runtime,
+    kind: &str,
+    sessions: usize,
+    dir: &Path,
+    id: usize,
+) -> (f64, usize) {
+    let out_file = dir.join(format!("callgrind.drain-{kind}.n{sessions}.{id}.out"));
+    let mut server = Server::start(kind, &out_file);
+    let addr = server.addr();
+    let mut clients = rt.block_on(connect(addr, sessions));
+    rt.block_on(round_trips(&mut clients, 1));
+    server.command("zero");
+    let ends: Vec<_> = clients
+        .into_iter()
+        .map(|ws| rt.spawn(await_close(ws)))
+        .collect();
+    server.command("drain");
+    let clean = rt.block_on(async {
+        let mut clean = 0;
+        for end in ends {
+            clean += usize::from(end.await.unwrap_or(false));
+        }
+        clean
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    server.command("dump");
+    let total = server.finish();
+    (total as f64 / sessions as f64, clean)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -284,6 +366,7 @@ fn main() {
     let round_trips: usize = arg(&args, "--round-trips").unwrap_or(25_600);
     let repeat: usize = arg(&args, "--repeat").unwrap_or(2).max(1);
     let keep: Option<PathBuf> = arg(&args, "--keep");
+    let drain_sessions: usize = arg(&args, "--drain-sessions").unwrap_or(2000);
     let dir = match &keep {
         Some(dir) => {
             std::fs::create_dir_all(dir).expect("--keep directory");
@@ -342,6 +425,47 @@ fn main() {
             "| {conns} | {mr:.0} ({r}) | {mg:.0} ({g}) | {:+.0} | {:.4} | <= 1.02 |",
             mg - mr,
             mg / mr
+        );
+    }
+    if drain_sessions > 0 {
+        println!(
+            "\ninstructions per drained session, server process only (callgrind): {drain_sessions} idle sessions, \
+             window 0, from the drain's start to every client's end, {repeat} runs per server"
+        );
+        println!(
+            "| sessions | close-all instr/session (median; runs) | wsdrain instr/session (median; runs) | ratio wsdrain/close-all | clean 1001 | target |"
+        );
+        println!("|---|---|---|---|---|---|");
+        let (mut closeall, mut graceful, mut clean) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..repeat {
+            let order = if i % 2 == 0 {
+                ["closeall", "graceful"]
+            } else {
+                ["graceful", "closeall"]
+            };
+            for kind in order {
+                let (v, c) = drain_run(&rt, kind, drain_sessions, &dir, i);
+                clean.push(c);
+                if kind == "closeall" {
+                    closeall.push(v)
+                } else {
+                    graceful.push(v)
+                }
+            }
+        }
+        let runs = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (c, g) = (runs(&closeall), runs(&graceful));
+        let (mc, mg) = (median(&mut closeall), median(&mut graceful));
+        let all_clean = clean.iter().all(|c| *c == drain_sessions);
+        println!(
+            "| {drain_sessions} | {mc:.0} ({c}) | {mg:.0} ({g}) | {:.4} | {} | <= 1.1 |",
+            mg / mc,
+            if all_clean { "all" } else { "NOT all" }
         );
     }
     match keep {
