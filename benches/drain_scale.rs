@@ -240,10 +240,12 @@ fn load(args: &[String]) -> ExitCode {
         times.sort_unstable();
         let first = times.first().copied().unwrap_or(0);
         let p50 = times.get(times.len() / 2).copied().unwrap_or(0);
+        let p90 = times.get(times.len() * 9 / 10).copied().unwrap_or(0);
+        let p99 = times.get(times.len() * 99 / 100).copied().unwrap_or(0);
         let last = times.last().copied().unwrap_or(0);
         let cpu = support::cpu_seconds(std::process::id()).unwrap_or(f64::NAN);
         println!(
-            "RESULT clean={} close_then_error={} other_close={} no_close={} error={} first={first} p50={p50} last={last} cpu={cpu}",
+            "RESULT clean={} close_then_error={} other_close={} no_close={} error={} first={first} p50={p50} p90={p90} p99={p99} last={last} cpu={cpu}",
             count(End::Clean1001),
             count(End::Close1001ThenError),
             count(End::OtherClose),
@@ -339,8 +341,11 @@ struct Run {
     drain_ms: f64,
     /// SIGTERM sent → last Close seen by a client.
     sigterm_ms: f64,
-    /// SIGTERM sent → median client Close.
+    /// SIGTERM sent → first, median, 90th and 99th percentile client Close.
+    first_ms: f64,
     p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
     /// SIGTERM sent → server process exit.
     exit_ms: f64,
     cpu_s: f64,
@@ -406,7 +411,10 @@ fn run_once(mode: &'static str, n: usize) -> Run {
     let result = load.expect("RESULT", Duration::from_secs(120));
     load.wait(Duration::from_secs(30));
     let last: u128 = field(&result, "last").parse().unwrap_or(0);
+    let first: u128 = field(&result, "first").parse().unwrap_or(0);
     let p50: u128 = field(&result, "p50").parse().unwrap_or(0);
+    let p90: u128 = field(&result, "p90").parse().unwrap_or(0);
+    let p99: u128 = field(&result, "p99").parse().unwrap_or(0);
     let clean: usize = field(&result, "clean").parse().unwrap_or(0);
     let client_cpu_s = field(&result, "cpu").parse::<f64>().unwrap_or(f64::NAN) - client_cpu0;
     let cpu_s = cpu1 - cpu0;
@@ -424,7 +432,10 @@ fn run_once(mode: &'static str, n: usize) -> Run {
         not_clean,
         drain_ms: ms_between(closing_at, last),
         sigterm_ms: ms_between(t_kill, last),
+        first_ms: ms_between(t_kill, first),
         p50_ms: ms_between(t_kill, p50),
+        p90_ms: ms_between(t_kill, p90),
+        p99_ms: ms_between(t_kill, p99),
         exit_ms: ms_between(t_kill, t_exit),
         cpu_s,
         client_cpu_s,
@@ -501,12 +512,12 @@ fn orchestrate(args: &[String]) -> ExitCode {
         }
     }
     println!(
-        "\n| mode | N | clean 1001 handshakes (client) | server clean | Closing→last close ms | SIGTERM→last close ms | SIGTERM→p50 ms | SIGTERM→exit ms | server CPU s | closes per CPU-s | client CPU s | others' CPU s | peak RSS MiB | RSS B/session | load before |"
+        "\n| mode | N | clean 1001 handshakes (client) | server clean | Closing→last close ms | SIGTERM→last close ms | SIGTERM→client Close first / p50 / p90 / p99 ms | SIGTERM→exit ms | server CPU s | closes per CPU-s | client CPU s | others' CPU s | peak RSS MiB | RSS B/session | load before |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &runs {
         println!(
-            "| {} | {} | {}/{} {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {} |",
+            "| {} | {} | {}/{} {} | {} | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} / {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {} |",
             r.mode,
             r.n,
             r.clean,
@@ -515,7 +526,10 @@ fn orchestrate(args: &[String]) -> ExitCode {
             r.server_clean,
             r.drain_ms,
             r.sigterm_ms,
+            r.first_ms,
             r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
             r.exit_ms,
             r.cpu_s,
             r.clean as f64 / r.cpu_s,

@@ -14,6 +14,11 @@
 //! adjacent raw/graceful pairs of 0.5 s each per message size, and the median
 //! of the pairs' ratios (target ≥ 0.98), which drift on a shared machine
 //! cannot bias.
+//!
+//! On a busy machine the criterion rounds say little; `cargo bench --bench
+//! throughput -- --paired-only [--pairs N] [--pair-ms MS]` skips them and
+//! runs only the paired spans (default 12 pairs of 500 ms): more, shorter
+//! pairs narrow the median when the machine's load changes quickly.
 
 use std::{
     collections::BTreeMap,
@@ -36,9 +41,17 @@ const CONNS: usize = 64;
 /// Rounds of (raw, graceful) pairs; the order flips every round.
 const ROUNDS: usize = 3;
 const SIZES: [(usize, &str); 2] = [(32, "32B"), (16 * 1024, "16KiB")];
-/// Pairs of the paired measurement, and the span of each half.
+/// Pairs of the paired measurement, and the span of each half (defaults;
+/// `--pairs N`, `--pair-ms MS` with `--paired-only`).
 const PAIRS: usize = 12;
 const PAIR_SPAN: Duration = Duration::from_millis(500);
+
+/// `--name VALUE` among the arguments.
+fn arg(name: &str) -> Option<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
 
 /// Round trips done and seconds taken, by (size, server, round).
 type Tally = BTreeMap<(usize, &'static str, usize), (u64, f64)>;
@@ -153,10 +166,16 @@ async fn echo_for(conns: &mut Vec<support::ClientWs>, msg: &Message, span: Durat
 
 /// Adjacent raw/graceful pairs of short spans (the order flips every pair):
 /// the ratio of each pair sees the same machine state, whatever the drift.
-fn paired(rt: &Runtime, raw: &mut Vec<support::ClientWs>, graceful: &mut Vec<support::ClientWs>) {
+fn paired(
+    rt: &Runtime,
+    raw: &mut Vec<support::ClientWs>,
+    graceful: &mut Vec<support::ClientWs>,
+    pairs: usize,
+    span: Duration,
+) {
     println!(
-        "\npaired spans: {PAIRS} pairs of {} ms per server and message size, {CONNS} connections ({})",
-        PAIR_SPAN.as_millis(),
+        "\npaired spans: {pairs} pairs of {} ms per server and message size, {CONNS} connections ({})",
+        span.as_millis(),
         support::load()
     );
     println!(
@@ -166,13 +185,13 @@ fn paired(rt: &Runtime, raw: &mut Vec<support::ClientWs>, graceful: &mut Vec<sup
     for (size, label) in SIZES {
         let msg = Message::text("x".repeat(size));
         let (mut r, mut g, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for pair in 0..PAIRS {
+        for pair in 0..pairs {
             let (a, b) = if pair % 2 == 0 {
-                let a = rt.block_on(echo_for(raw, &msg, PAIR_SPAN));
-                (a, rt.block_on(echo_for(graceful, &msg, PAIR_SPAN)))
+                let a = rt.block_on(echo_for(raw, &msg, span));
+                (a, rt.block_on(echo_for(graceful, &msg, span)))
             } else {
-                let b = rt.block_on(echo_for(graceful, &msg, PAIR_SPAN));
-                (rt.block_on(echo_for(raw, &msg, PAIR_SPAN)), b)
+                let b = rt.block_on(echo_for(graceful, &msg, span));
+                (rt.block_on(echo_for(raw, &msg, span)), b)
             };
             r.push(a);
             g.push(b);
@@ -243,7 +262,7 @@ fn bench(c: &mut Criterion, rt: &Runtime) {
         group.finish();
     }
     if !std::env::args().any(|a| a == "--list") {
-        paired(rt, &mut raw, &mut graceful);
+        paired(rt, &mut raw, &mut graceful, PAIRS, PAIR_SPAN);
     }
     drop(servers);
 }
@@ -288,6 +307,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if std::env::args().any(|a| a == "--paired-only") {
+        let pairs = arg("--pairs").map_or(PAIRS, |n| n.max(1) as usize);
+        let span = arg("--pair-ms").map_or(PAIR_SPAN, Duration::from_millis);
+        let servers = rt.block_on(start_servers());
+        let mut raw = rt.block_on(connect(servers.raw));
+        let mut graceful = rt.block_on(connect(servers.graceful));
+        paired(&rt, &mut raw, &mut graceful, pairs, span);
+        return;
+    }
     let mut c = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
