@@ -53,14 +53,17 @@ impl SessionSignal {
         self.try_again.store(true, Ordering::Release);
     }
 
+    #[inline]
     pub(crate) fn is_try_again(&self) -> bool {
         self.try_again.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub(crate) fn is_forced(&self) -> bool {
         self.forced.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub(crate) fn register_task(&self, cx: &Context<'_>) {
         self.task.register(cx.waker());
     }
@@ -69,6 +72,7 @@ impl SessionSignal {
         self.task.wake();
     }
 
+    #[inline]
     pub(crate) fn turn(&self) -> Option<CloseHint> {
         match self.turn.load(Ordering::Acquire) {
             0 => None,

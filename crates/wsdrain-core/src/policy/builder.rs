@@ -144,6 +144,10 @@ impl DrainPolicyBuilder {
             retry_after_max: self.retry_after_max.unwrap_or(base.retry_after_max),
             min_close_rate: self.min_close_rate.unwrap_or(base.min_close_rate),
             close_code: self.close_code.unwrap_or(base.close_code),
+            reason_prefix: match &self.close_text {
+                Some(text) => super::reason_prefix(text),
+                None => base.reason_prefix,
+            },
             close_text: self.close_text.unwrap_or(base.close_text),
             max_sessions: self.max_sessions,
             closing_upgrades: self.closing_upgrades.unwrap_or_default(),

@@ -64,6 +64,10 @@ pub struct DrainPolicy {
     min_close_rate: u32,
     close_code: u16,
     close_text: String,
+    /// `<close_text>; retry-after-ms=`, when that prefix is the same for
+    /// every hint (the text is not shortened for a long number): the close
+    /// reason is then this plus the number, not encoded anew per session.
+    reason_prefix: Option<String>,
     max_sessions: Option<usize>,
     closing_upgrades: ClosingUpgrades,
 }
@@ -109,6 +113,7 @@ impl Default for DrainPolicy {
             min_close_rate: defaults::MIN_CLOSE_RATE,
             close_code: defaults::CLOSE_CODE,
             close_text: wsdrain_protocol::DEFAULT_TEXT.to_owned(),
+            reason_prefix: reason_prefix(wsdrain_protocol::DEFAULT_TEXT),
             max_sessions: None,
             closing_upgrades: ClosingUpgrades::Refuse,
         }
@@ -214,7 +219,15 @@ impl DrainPolicy {
 
     /// The close reason for `hint`: `<close_text>; retry-after-ms=<n>`, at most 123 bytes.
     pub fn close_reason(&self, hint: CloseHint) -> String {
-        hint.encode(&self.close_text)
+        match &self.reason_prefix {
+            Some(prefix) => {
+                let mut reason = String::with_capacity(prefix.len() + 20);
+                reason.push_str(prefix);
+                push_decimal(&mut reason, hint.retry_after_ms());
+                reason
+            }
+            None => hint.encode(&self.close_text),
+        }
     }
 }
 
@@ -233,6 +246,29 @@ pub(crate) fn slowest_close(
         .checked_add(notice_lead)?
         .checked_add(close_timeout)?
         .checked_add(close_timeout)
+}
+
+/// The part of every close reason before the number, if it is the same for
+/// the shortest and the longest number (see `CloseHint::encode`).
+pub(crate) fn reason_prefix(text: &str) -> Option<String> {
+    let longest = CloseHint::from_millis(u64::MAX).encode(text);
+    let shortest = CloseHint::from_millis(0).encode(text);
+    let prefix = longest.strip_suffix(u64::MAX.to_string().as_str())?;
+    (shortest.strip_suffix('0') == Some(prefix)).then(|| prefix.to_owned())
+}
+
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn duration_ms(d: Duration) -> u64 {
@@ -286,6 +322,31 @@ mod tests {
             assert!(*h >= slice_start && *h <= slice_start + 11, "turn {i}: {h}");
         }
         assert!(hints.windows(2).all(|w| w[0] <= w[1] + 10));
+    }
+
+    #[test]
+    fn the_reason_prefix_gives_what_encode_gives() {
+        for text in [
+            "going away",
+            "",
+            "  deploy ünd; restart\n",
+            &"x".repeat(500),
+            &"y".repeat(86),
+        ] {
+            let p = DrainPolicy::builder().close_text(text).build().unwrap();
+            for ms in [0, 1, 9, 10, 999, 12_345, 1 << 40, u64::MAX] {
+                let hint = CloseHint::from_millis(ms);
+                assert_eq!(p.close_reason(hint), hint.encode(text), "{text:?} {ms}");
+            }
+        }
+        assert!(
+            reason_prefix("going away").is_some(),
+            "the fast path for the default"
+        );
+        assert!(
+            reason_prefix(&"x".repeat(500)).is_none(),
+            "a long text is shortened per number"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll, Waker},
+    task::{Context, Poll, Waker, ready},
     time::Duration,
 };
 
@@ -85,10 +85,12 @@ impl State {
 pub(crate) struct Inner<K: Stack> {
     io: Option<K::Socket>,
     state: State,
-    goodbye: Option<K::Message>,
-    /// The drain notice: the default one, a replacement, or none.
-    notice: Notice<K::Message>,
-    buffered: VecDeque<K::Message>,
+    /// Allocated on first use: an open session that configured nothing
+    /// carries a pointer, not the fields.
+    extra: Option<Box<Extra<K>>>,
+    /// Wakes [`Socket::closing`](super::Socket::closing) when `Open` ends;
+    /// made by the first `closing()`.
+    left_open: Option<Arc<Notify>>,
     reader: Option<Waker>,
     writer: Option<Waker>,
     /// The application has read at least once: data the peer sends during
@@ -98,10 +100,48 @@ pub(crate) struct Inner<K: Stack> {
     /// The notice was started; `SendNotice` flushes it.
     notice_queued: bool,
     outcome: SessionOutcome,
+}
+
+/// What only a closing session, or one the application configured, needs.
+struct Extra<K: Stack> {
+    goodbye: Option<K::Message>,
+    /// The drain notice: the default one, a replacement, or none.
+    notice: Notice<K::Message>,
+    /// What the peer sent during our close, for the application's reader.
+    buffered: VecDeque<K::Message>,
     close_sent: Option<Instant>,
 }
 
+fn extra<K: Stack>(slot: &mut Option<Box<Extra<K>>>) -> &mut Extra<K> {
+    slot.get_or_insert_with(|| {
+        Box::new(Extra {
+            goodbye: None,
+            notice: Notice::Default,
+            buffered: VecDeque::new(),
+            close_sent: None,
+        })
+    })
+}
+
 impl<K: Stack> Inner<K> {
+    fn extra(&mut self) -> &mut Extra<K> {
+        extra(&mut self.extra)
+    }
+
+    fn buffered_len(&self) -> usize {
+        self.extra.as_ref().map_or(0, |e| e.buffered.len())
+    }
+
+    fn pop_buffered(&mut self) -> Option<K::Message> {
+        self.extra.as_mut()?.buffered.pop_front()
+    }
+
+    fn notify_left_open(&self) {
+        if let Some(n) = &self.left_open {
+            n.notify_waiters();
+        }
+    }
+
     fn wake_app(&mut self) {
         if let Some(w) = self.reader.take() {
             w.wake();
@@ -123,6 +163,7 @@ pub(crate) enum Notice<M> {
     Off,
 }
 
+#[inline]
 fn store(slot: &mut Option<Waker>, cx: &Context<'_>) {
     match slot {
         Some(w) if w.will_wake(cx.waker()) => {}
@@ -155,8 +196,6 @@ pub(crate) struct Core<K: Stack> {
     /// Something the session task must look at changed (the handle was
     /// dropped, the state left `Open`, the reader made room).
     attention: AtomicBool,
-    /// Wakes [`Socket::closing`](super::Socket::closing) when `Open` ends.
-    left_open: Notify,
 }
 
 impl<K: Stack> Core<K> {
@@ -165,21 +204,18 @@ impl<K: Stack> Core<K> {
             inner: Mutex::new(Inner {
                 io: Some(io),
                 state: State::Open,
-                goodbye: None,
-                notice: Notice::Default,
-                buffered: VecDeque::new(),
+                extra: None,
+                left_open: None,
                 reader: None,
                 writer: None,
                 reader_seen: false,
                 handle_alive: true,
                 notice_queued: false,
                 outcome: SessionOutcome::Ended,
-                close_sent: None,
             }),
             signal,
             drain,
             attention: AtomicBool::new(false),
-            left_open: Notify::new(),
         }
     }
 
@@ -198,7 +234,7 @@ impl<K: Stack> Core<K> {
     fn leave_open(&self, inner: &mut Inner<K>, to: State) {
         inner.state = to;
         inner.wake_app();
-        self.left_open.notify_waiters();
+        inner.notify_left_open();
         self.alert();
     }
 
@@ -206,7 +242,10 @@ impl<K: Stack> Core<K> {
     /// the Close; the session task takes the socket.
     fn on_turn(&self, inner: &mut Inner<K>) {
         if self.drain.policy().notice_lead().is_zero()
-            || matches!(inner.notice, Notice::Off)
+            || inner
+                .extra
+                .as_ref()
+                .is_some_and(|e| matches!(e.notice, Notice::Off))
             || self.signal.is_try_again()
         {
             self.begin_close(inner);
@@ -230,11 +269,12 @@ impl<K: Stack> Core<K> {
         inner.io = None;
         inner.wake_app();
         if was_open {
-            self.left_open.notify_waiters();
+            inner.notify_left_open();
         }
         self.alert();
     }
 
+    #[inline]
     fn turn(&self) -> Option<CloseHint> {
         self.signal.turn()
     }
@@ -244,11 +284,11 @@ impl<K: Stack> Core<K> {
     }
 
     pub(crate) fn set_goodbye(&self, msg: K::Message) {
-        self.lock().goodbye = Some(msg);
+        self.lock().extra().goodbye = Some(msg);
     }
 
     pub(crate) fn set_notice(&self, notice: Option<K::Message>) {
-        self.lock().notice = match notice {
+        self.lock().extra().notice = match notice {
             Some(msg) => Notice::Custom(msg),
             None => Notice::Off,
         };
@@ -256,20 +296,30 @@ impl<K: Stack> Core<K> {
 
     pub(crate) fn is_terminated(&self) -> bool {
         let inner = self.lock();
-        inner.state == State::Done && inner.buffered.is_empty()
+        inner.state == State::Done && inner.buffered_len() == 0
     }
 
     /// The outcome and the moment our Close went out, for the registry.
     pub(crate) fn outcome(&self) -> (SessionOutcome, Option<Instant>) {
         let inner = self.lock();
-        (inner.outcome, inner.close_sent)
+        (
+            inner.outcome,
+            inner.extra.as_ref().and_then(|e| e.close_sent),
+        )
     }
 
     /// Resolves once the session leaves `Open` (its turn, the peer's Close,
     /// the application's Close, or the end of the connection).
     pub(crate) async fn left_open(&self) {
         loop {
-            let notified = self.left_open.notified();
+            let notify = {
+                let mut inner = self.lock();
+                if !inner.state.open() {
+                    return;
+                }
+                inner.left_open.get_or_insert_with(Default::default).clone()
+            };
+            let notified = notify.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if !self.state().open() {
@@ -329,10 +379,10 @@ impl<K: Stack> Core<K> {
                         }
                     };
                 }
-                State::Done => return Poll::Ready(inner.buffered.pop_front().map(Ok)),
+                State::Done => return Poll::Ready(inner.pop_buffered().map(Ok)),
                 _ => {
-                    if let Some(msg) = inner.buffered.pop_front() {
-                        if inner.buffered.len() + 1 == BUFFERED_MAX {
+                    if let Some(msg) = inner.pop_buffered() {
+                        if inner.buffered_len() + 1 == BUFFERED_MAX {
                             self.alert(); // the session task may wait for room
                         }
                         return Poll::Ready(Some(Ok(msg)));
@@ -345,8 +395,39 @@ impl<K: Stack> Core<K> {
     }
 
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error<K::Error>>> {
+        self.ready(&mut self.lock(), cx)
+    }
+
+    pub(crate) fn start_send(&self, msg: K::Message) -> Result<(), Error<K::Error>> {
+        self.start(&mut self.lock(), msg)
+    }
+
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error<K::Error>>> {
+        self.flush(&mut self.lock(), cx)
+    }
+
+    /// `ready`, `start_send` and `flush` of one message under one lock: the
+    /// path of `Socket::send`. `msg` is taken once it is queued.
+    pub(crate) fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        msg: &mut Option<K::Message>,
+    ) -> Poll<Result<(), Error<K::Error>>> {
         let mut guard = self.lock();
-        let inner = &mut *guard;
+        if msg.is_some() {
+            ready!(self.ready(&mut guard, cx))?;
+            if let Some(msg) = msg.take() {
+                self.start(&mut guard, msg)?;
+            }
+        }
+        self.flush(&mut guard, cx)
+    }
+
+    fn ready(
+        &self,
+        inner: &mut Inner<K>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error<K::Error>>> {
         match inner.state {
             State::Open | State::Noticed | State::PeerClosed | State::AppClosed => {
                 if inner.state == State::Open && self.turn().is_some() {
@@ -387,9 +468,7 @@ impl<K: Stack> Core<K> {
         Poll::Ready(Err(Error::Closing))
     }
 
-    pub(crate) fn start_send(&self, msg: K::Message) -> Result<(), Error<K::Error>> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
+    fn start(&self, inner: &mut Inner<K>, msg: K::Message) -> Result<(), Error<K::Error>> {
         match inner.state {
             State::Open | State::Noticed | State::PeerClosed | State::AppClosed => {
                 let close = inner.state.open() && K::is_close(&msg);
@@ -406,9 +485,11 @@ impl<K: Stack> Core<K> {
         }
     }
 
-    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error<K::Error>>> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
+    fn flush(
+        &self,
+        inner: &mut Inner<K>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error<K::Error>>> {
         match inner.state {
             State::Open | State::Noticed | State::PeerClosed | State::AppClosed => {
                 let Some(io) = inner.io.as_mut() else {
@@ -464,7 +545,9 @@ impl<K: Stack> Core<K> {
     pub(crate) fn drop_handle(&self) {
         let mut inner = self.lock();
         inner.handle_alive = false;
-        inner.buffered.clear();
+        if let Some(e) = inner.extra.as_mut() {
+            e.buffered.clear();
+        }
         drop(inner);
         self.alert();
     }
@@ -546,8 +629,12 @@ impl<K: Stack> Core<K> {
                             Poll::Ready(Ok(())) => {}
                         }
                         let lead = self.drain.policy().notice_lead();
-                        let notice = match std::mem::replace(&mut inner.notice, Notice::Off) {
-                            Notice::Custom(msg) => msg,
+                        let custom = inner
+                            .extra
+                            .as_mut()
+                            .map(|e| std::mem::replace(&mut e.notice, Notice::Off));
+                        let notice = match custom {
+                            Some(Notice::Custom(msg)) => msg,
                             _ => K::text_frame(encode_notice(
                                 u64::try_from(lead.as_millis()).unwrap_or(u64::MAX),
                             )),
@@ -597,7 +684,7 @@ impl<K: Stack> Core<K> {
                         }
                         Poll::Ready(Ok(())) => {}
                     }
-                    let msg = match inner.goodbye.take() {
+                    let msg = match inner.extra.as_mut().and_then(|e| e.goodbye.take()) {
                         Some(goodbye) => goodbye,
                         None => {
                             let policy = self.drain.policy();
@@ -608,7 +695,7 @@ impl<K: Stack> Core<K> {
                                 policy.close_code()
                             };
                             inner.state = State::Flush;
-                            inner.close_sent = Some(Instant::now());
+                            extra(&mut inner.extra).close_sent = Some(Instant::now());
                             K::close_frame(code, policy.close_reason(hint))
                         }
                     };
@@ -632,7 +719,7 @@ impl<K: Stack> Core<K> {
                     }
                 }
                 State::AwaitPeer | State::Finish => {
-                    if inner.buffered.len() >= BUFFERED_MAX {
+                    if inner.buffered_len() >= BUFFERED_MAX {
                         return Poll::Pending; // the reader makes room, then alerts
                     }
                     let Some(io) = inner.io.as_mut() else {
@@ -651,7 +738,7 @@ impl<K: Stack> Core<K> {
                                 self.finish(inner);
                             } else if inner.reader_seen && inner.handle_alive {
                                 // Sent before the peer saw our Close (RFC 6455 §5.5.1).
-                                inner.buffered.push_back(msg);
+                                inner.extra().buffered.push_back(msg);
                                 if let Some(w) = inner.reader.take() {
                                     w.wake();
                                 }

@@ -2,13 +2,15 @@
 
 use std::{
     any::Any,
-    future::{Future, poll_fn},
+    fmt,
+    future::Future,
     panic::{self, AssertUnwindSafe},
-    pin::{Pin, pin},
+    pin::Pin,
     sync::Arc,
-    task::Poll,
+    task::{Context, Poll},
 };
 
+use pin_project_lite::pin_project;
 use tokio::time::{Sleep, sleep};
 
 use super::{
@@ -17,16 +19,6 @@ use super::{
     socket::Socket,
 };
 use crate::SessionGuard;
-
-/// How the session task's wait ended.
-enum End {
-    /// The handler returned and the close is over.
-    Over,
-    /// The close is over and the handler still ran `close_timeout` later.
-    Cut,
-    /// The forced end came.
-    Forced,
-}
 
 /// Runs one session: `handler` on its [`Socket`], and beside it the session's
 /// close. Adapters call it inside the task that serves the upgraded
@@ -52,80 +44,145 @@ enum End {
 ///
 /// Dropping the future drops the connection (without a Close) and the
 /// handler, and releases the session: do not, but at the process's end.
-pub fn run<K, H, Fut>(
-    io: K::Socket,
-    session: SessionGuard,
-    handler: H,
-) -> impl Future<Output = ()> + Send
+pub fn run<K, H, Fut>(io: K::Socket, session: SessionGuard, handler: H) -> Session<K, Fut>
 where
     K: Stack,
-    H: FnOnce(Socket<K>) -> Fut + Send,
-    Fut: Future<Output = ()> + Send,
+    H: FnOnce(Socket<K>) -> Fut,
+    Fut: Future<Output = ()>,
 {
     let core = Arc::new(Core::<K>::new(
         io,
         session.signal.clone(),
         session.drain().clone(),
     ));
-    let socket = Socket::new(core.clone());
-    async move {
-        let mut session = session;
+    let handler = handler(Socket::new(core.clone()));
+    Session {
+        handler: Handler {
+            running: Some(handler),
+        },
+        core,
+        session: Some(session),
+        timers: Timers::default(),
+        cut: None,
+        over: false,
+        panicked: None,
+    }
+}
+
+pin_project! {
+    /// The handler's future, dropped in place as soon as it returns, so the
+    /// socket it held is released at once.
+    struct Handler<Fut> {
+        #[pin]
+        running: Option<Fut>,
+    }
+}
+
+impl<Fut: Future<Output = ()>> Handler<Fut> {
+    /// Polls the handler if it still runs; true once it returned (or panicked,
+    /// with the payload kept in `panicked`).
+    fn poll_done(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        panicked: &mut Option<Box<dyn Any + Send>>,
+    ) -> bool {
+        let Some(running) = self.as_mut().project().running.as_pin_mut() else {
+            return true;
+        };
+        match panic::catch_unwind(AssertUnwindSafe(|| running.poll(cx))) {
+            Ok(Poll::Pending) => return false,
+            Ok(Poll::Ready(())) => {}
+            Err(payload) => *panicked = Some(payload),
+        }
+        self.project().running.set(None);
+        true
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        self.project().running.set(None);
+    }
+}
+
+pin_project! {
+    /// The session task's future; see [`run`].
+    #[must_use = "a session does nothing unless polled"]
+    pub struct Session<K: Stack, Fut> {
+        #[pin]
+        handler: Handler<Fut>,
+        core: Arc<Core<K>>,
+        session: Option<SessionGuard>,
+        timers: Timers,
+        // Started when the close is over and the handler still runs.
+        cut: Option<Pin<Box<Sleep>>>,
+        over: bool,
+        panicked: Option<Box<dyn Any + Send>>,
+    }
+}
+
+impl<K: Stack, Fut> fmt::Debug for Session<K, Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("session", &self.session)
+            .field("over", &self.over)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Stack, Fut: Future<Output = ()>> Future for Session<K, Fut> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(session) = this.session.as_ref() else {
+            return Poll::Ready(()); // polled after it ended
+        };
         let close_timeout = session.drain().policy().close_timeout();
-        let mut panicked: Option<Box<dyn Any + Send>> = None;
-        let end = {
-            // Called inside the future, so its state is held once, not also
-            // as a captured value. `None` once it returned (or panicked), so
-            // the socket it held is dropped at once.
-            let mut handler = pin!(Some(handler(socket)));
-            let mut timers = Timers::default();
-            let mut cut: Option<Pin<Box<Sleep>>> = None;
-            let mut over = false;
-            poll_fn(|cx| {
-                // Registered first: a turn, a forced end or a change in the
-                // core after this point wakes this task.
-                core.signal.register_task(cx);
-                if core.signal.is_forced() {
-                    return Poll::Ready(End::Forced);
+        // Registered first: a turn, a forced end or a change in the core
+        // after this point wakes this task.
+        this.core.signal.register_task(cx);
+        let forced = this.core.signal.is_forced();
+        if !forced {
+            let mut returned;
+            loop {
+                returned = this.handler.as_mut().poll_done(cx, this.panicked);
+                if *this.over {
+                    break;
                 }
-                if let Some(running) = handler.as_mut().as_pin_mut() {
-                    match panic::catch_unwind(AssertUnwindSafe(|| running.poll(cx))) {
-                        Ok(Poll::Pending) => {}
-                        Ok(Poll::Ready(())) => handler.set(None),
-                        Err(payload) => {
-                            panicked = Some(payload);
-                            handler.set(None);
-                        }
-                    }
-                }
-                if !over {
-                    over = core.poll_drive(cx, &mut timers, close_timeout).is_ready();
-                }
-                if !over {
+                *this.over = this
+                    .core
+                    .poll_drive(cx, this.timers, close_timeout)
+                    .is_ready();
+                if !*this.over {
                     return Poll::Pending;
                 }
-                if handler.is_none() {
-                    return Poll::Ready(End::Over);
+                if returned {
+                    break;
                 }
-                let cut = cut.get_or_insert_with(|| Box::pin(sleep(close_timeout)));
-                match cut.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(End::Cut),
-                    Poll::Pending => Poll::Pending,
+                // The close just ended: the handler may end with it (its
+                // reader saw the end); poll it once more before the cut.
+            }
+            if !returned {
+                let cut = this
+                    .cut
+                    .get_or_insert_with(|| Box::pin(sleep(close_timeout)));
+                if cut.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-            })
-            .await
-        }; // A handler still running is dropped here, with what it held.
-        match end {
-            End::Over => {}
-            End::Cut => {
                 tracing::debug!(target: "wsdrain", "handler still running after its close: cut");
             }
-            End::Forced => core.force(),
         }
-        let (outcome, close_sent) = core.outcome();
-        session.finish(outcome, close_sent);
-        drop(session);
-        if let Some(payload) = panicked {
+        // A handler still running is dropped here, with what it held.
+        this.handler.stop();
+        if forced {
+            this.core.force();
+        }
+        let (outcome, close_sent) = this.core.outcome();
+        if let Some(mut session) = this.session.take() {
+            session.finish(outcome, close_sent);
+        }
+        if let Some(payload) = this.panicked.take() {
             panic::resume_unwind(payload);
         }
+        Poll::Ready(())
     }
 }

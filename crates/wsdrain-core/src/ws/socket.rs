@@ -8,7 +8,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::{Sink, SinkExt, Stream, StreamExt, stream::FusedStream};
+use futures_util::{Sink, Stream, StreamExt, stream::FusedStream};
 use wsdrain_protocol::CloseHint;
 
 use super::{Error, Stack, core::Core};
@@ -70,7 +70,9 @@ impl<K: Stack> Socket<K> {
     /// Like the stack's own `send`: if cancelled, the message may or may not
     /// have been queued.
     pub async fn send(&mut self, msg: K::Message) -> Result<(), Error<K::Error>> {
-        SinkExt::send(self, msg).await
+        // One lock for ready, start and flush, where `SinkExt::send` takes three.
+        let mut msg = Some(msg);
+        std::future::poll_fn(|cx| self.core.poll_send(cx, &mut msg)).await
     }
 
     /// Resolves when this session starts closing: its turn came (its Close
