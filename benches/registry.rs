@@ -5,9 +5,6 @@
 //! * `register_unregister`: `drain.register_session().expect("registered")` and dropping the guard,
 //!   on one thread, and on two threads at once (the lock contended), with
 //!   10,000 other sessions live;
-//! * `close_schedule/plan_100k`: what the scheduler does before its first
-//!   turn for 100,000 sessions: shuffle, one moment and one hint each
-//!   ([`wsdrain::schedule::CloseSchedule`]);
 //! * `close_schedule/fire_100k_window0`: 100,000 registered sessions, window
 //!   0: from `begin()` until every guard's `turn()` is `Some`.
 
@@ -19,7 +16,7 @@ use std::{
 
 use criterion::{Criterion, Throughput};
 use tokio::runtime::Runtime;
-use wsdrain::{DrainController, DrainPolicy, schedule::CloseSchedule};
+use wsdrain::{DrainController, DrainPolicy};
 
 const SCHEDULED: usize = 100_000;
 const LIVE_BESIDE: usize = 10_000;
@@ -73,23 +70,6 @@ fn close_schedule(c: &mut Criterion, rt: &Runtime) {
     let mut group = c.benchmark_group("close_schedule");
     group.sample_size(10);
     group.throughput(Throughput::Elements(SCHEDULED as u64));
-    let policy = DrainPolicy::builder()
-        .close_window(Duration::from_secs(15))
-        .build()
-        .expect("policy");
-    // The scheduler shuffles one pointer per session; these stand in for them.
-    let mut sessions: Vec<Arc<()>> = (0..SCHEDULED).map(|_| Arc::new(())).collect();
-    group.bench_function("plan_100k", |b| {
-        b.iter(|| {
-            fastrand::shuffle(&mut sessions);
-            let start = tokio::time::Instant::now();
-            let schedule =
-                CloseSchedule::new(start, policy.close_span(sessions.len()), sessions.len());
-            for i in 0..schedule.len() {
-                black_box((schedule.moment(i), policy.draw_hint()));
-            }
-        });
-    });
     group.bench_function("fire_100k_window0", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

@@ -5,7 +5,7 @@ pub use wsdrain_core::{
     AlwaysReady, ClosingUpgrades, Drain, DrainBody, DrainCause, DrainController, DrainLayer,
     DrainPolicy, DrainPolicyBuilder, DrainReport, DrainService, DrainTrigger, ForcedBy, Phase,
     PolicyError, ReadinessCheck, Refused, ResponseFuture, SessionGuard, SessionOutcome,
-    SignalListener, Status, UpgradeClaim, is_upgrade_request, policy, schedule, ws,
+    SignalListener, Status, UpgradeClaim, is_upgrade_request, policy, ws,
 };
 pub use wsdrain_protocol as protocol;
 pub use wsdrain_protocol::CloseHint;

@@ -40,7 +40,7 @@ mod phase;
 pub mod policy;
 mod registry;
 mod report;
-pub mod schedule;
+mod schedule;
 mod signal;
 pub mod ws;
 

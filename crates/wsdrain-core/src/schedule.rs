@@ -14,11 +14,8 @@ use tokio::time::{Instant, sleep_until};
 use crate::{policy::DrainPolicy, registry::SessionSignal};
 
 /// Evenly spaced close moments for `len` sessions over `span`, from `start`.
-///
-/// Public so benchmarks can measure planning; the controller uses it through
-/// the scheduler.
 #[derive(Debug, Clone, Copy)]
-pub struct CloseSchedule {
+pub(crate) struct CloseSchedule {
     start: Instant,
     span: Duration,
     len: usize,
@@ -26,23 +23,13 @@ pub struct CloseSchedule {
 
 impl CloseSchedule {
     /// A schedule of `len` turns spread over `span` from `start`.
-    pub fn new(start: Instant, span: Duration, len: usize) -> Self {
+    pub(crate) fn new(start: Instant, span: Duration, len: usize) -> Self {
         CloseSchedule { start, span, len }
-    }
-
-    /// Number of turns.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when there is no turn to give.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The moment of turn `i` (`0 <= i < len`): the first at `start`, the last
     /// one spacing before `start + span`.
-    pub fn moment(&self, i: usize) -> Instant {
+    pub(crate) fn moment(&self, i: usize) -> Instant {
         if self.len <= 1 {
             return self.start;
         }
