@@ -68,10 +68,6 @@ impl SessionSignal {
         self.task.register(cx.waker());
     }
 
-    pub(crate) fn wake_task(&self) {
-        self.task.wake();
-    }
-
     #[inline]
     pub(crate) fn turn(&self) -> Option<CloseHint> {
         match self.turn.load(Ordering::Acquire) {

@@ -93,6 +93,8 @@ pub(crate) struct Inner<K: Stack> {
     left_open: Option<Arc<Notify>>,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// The session task, woken by reference on alerts.
+    driver: Option<Waker>,
     /// The application has read at least once: data the peer sends during
     /// our close is kept for it (otherwise dropped, RFC 6455 §1.4).
     reader_seen: bool,
@@ -208,6 +210,7 @@ impl<K: Stack> Core<K> {
                 left_open: None,
                 reader: None,
                 writer: None,
+                driver: None,
                 reader_seen: false,
                 handle_alive: true,
                 notice_queued: false,
@@ -226,16 +229,25 @@ impl<K: Stack> Core<K> {
     }
 
     /// Tells the session task to look.
-    fn alert(&self) {
+    fn alert(&self, inner: &Inner<K>) {
         self.attention.store(true, Ordering::Release);
-        self.signal.wake_task();
+        // By reference: the waker stays for the next alert, so the session
+        // task need not register again on every poll.
+        if let Some(w) = &inner.driver {
+            w.wake_by_ref();
+        }
+    }
+
+    /// The session task's waker, for alerts; called when it changes.
+    pub(crate) fn set_driver(&self, waker: &Waker) {
+        self.lock().driver = Some(waker.clone());
     }
 
     fn leave_open(&self, inner: &mut Inner<K>, to: State) {
         inner.state = to;
         inner.wake_app();
         inner.notify_left_open();
-        self.alert();
+        self.alert(inner);
     }
 
     /// The turn came while `Open`: the notice first if there is one, else
@@ -252,7 +264,7 @@ impl<K: Stack> Core<K> {
         } else {
             tracing::debug!(target: "wsdrain", "session noticed");
             inner.state = State::SendNotice;
-            self.alert();
+            self.alert(inner);
         }
     }
 
@@ -271,7 +283,7 @@ impl<K: Stack> Core<K> {
         if was_open {
             inner.notify_left_open();
         }
-        self.alert();
+        self.alert(inner);
     }
 
     #[inline]
@@ -334,7 +346,9 @@ impl<K: Stack> Core<K> {
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Received<K>>> {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        inner.reader_seen = true;
+        if !inner.reader_seen {
+            inner.reader_seen = true;
+        }
         loop {
             match inner.state {
                 State::Open
@@ -383,7 +397,7 @@ impl<K: Stack> Core<K> {
                 _ => {
                     if let Some(msg) = inner.pop_buffered() {
                         if inner.buffered_len() + 1 == BUFFERED_MAX {
-                            self.alert(); // the session task may wait for room
+                            self.alert(inner); // the session task may wait for room
                         }
                         return Poll::Ready(Some(Ok(msg)));
                     }
@@ -548,8 +562,7 @@ impl<K: Stack> Core<K> {
         if let Some(e) = inner.extra.as_mut() {
             e.buffered.clear();
         }
-        drop(inner);
-        self.alert();
+        self.alert(&inner);
     }
 
     // ---- the session task's side ------------------------------------------
@@ -568,7 +581,7 @@ impl<K: Stack> Core<K> {
         if timers.close.is_none()
             && timers.lead.is_none()
             && self.turn().is_none()
-            && !self.attention.swap(false, Ordering::AcqRel)
+            && !self.attention.load(Ordering::Acquire)
         {
             return Poll::Pending;
         }

@@ -7,7 +7,7 @@ use std::{
     panic::{self, AssertUnwindSafe},
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 use pin_project_lite::pin_project;
@@ -64,6 +64,7 @@ where
         session: Some(session),
         timers: Timers::default(),
         cut: None,
+        waker: None,
         over: false,
         panicked: None,
     }
@@ -114,6 +115,8 @@ pin_project! {
         timers: Timers,
         // Started when the close is over and the handler still runs.
         cut: Option<Pin<Box<Sleep>>>,
+        // The waker registered with the signal and the core.
+        waker: Option<Waker>,
         over: bool,
         panicked: Option<Box<dyn Any + Send>>,
     }
@@ -138,9 +141,19 @@ impl<K: Stack, Fut: Future<Output = ()>> Future for Session<K, Fut> {
         };
         let close_timeout = session.drain().policy().close_timeout();
         // Registered first: a turn, a forced end or a change in the core
-        // after this point wakes this task.
-        this.core.signal.register_task(cx);
-        let forced = this.core.signal.is_forced();
+        // after this point wakes this task. The core wakes by reference, so
+        // its waker stays; the signal's is taken by the turn (or the forced
+        // end, which ends the session), so from the turn on it is registered
+        // on every poll.
+        let signal = &this.core.signal;
+        if this.waker.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+            *this.waker = Some(cx.waker().clone());
+            this.core.set_driver(cx.waker());
+            signal.register_task(cx);
+        } else if signal.turn().is_some() {
+            signal.register_task(cx);
+        }
+        let forced = signal.is_forced();
         if !forced {
             let mut returned;
             loop {
