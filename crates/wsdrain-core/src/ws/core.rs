@@ -13,7 +13,7 @@ use std::{
     collections::VecDeque,
     pin::Pin,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll, Waker, ready},
@@ -21,6 +21,7 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::{
     sync::Notify,
     time::{Instant, Sleep, sleep},
@@ -223,9 +224,9 @@ impl<K: Stack> Core<K> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<K>> {
-        // Every mutation under this lock leaves the state consistent, and a
-        // panicking stack must not take the drain down with it.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        // No poisoning: every mutation under this lock leaves the state
+        // consistent, and a panicking stack must not take the drain down.
+        self.inner.lock()
     }
 
     /// Tells the session task to look.
