@@ -1,18 +1,26 @@
-//! [`DrainBody`]: the inner service's body, or a small one of our own.
+//! [`DrainBody`]: the inner service's body, a streaming body tracked as a
+//! session ([`SessionBody`]), or a small one of our own.
 
 use std::{
+    fmt,
+    future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use wsdrain_protocol::CloseHint;
+
+use crate::{drain::SessionGuard, outcome::SessionOutcome, transport::Transport};
 
 pin_project! {
     /// Response body of [`DrainService`](crate::DrainService): the inner
-    /// service's body untouched, or the short body of a health or refusal
-    /// response. No box per request.
+    /// service's body untouched, a streaming body tracked as a session, or
+    /// the short body of a health or refusal response. No box per request.
     #[project = DrainBodyProj]
     #[derive(Debug)]
     #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
@@ -26,6 +34,12 @@ pin_project! {
         /// A body written by the layer itself.
         Full {
             data: Option<Bytes>,
+        },
+        /// A Server-Sent Events stream or an opted-in streaming body, tracked
+        /// as a session of the drain.
+        Session {
+            #[pin]
+            body: SessionBody<B>,
         },
     }
 }
@@ -52,6 +66,7 @@ where
         match self.project() {
             DrainBodyProj::Inner { body } => body.poll_frame(cx),
             DrainBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            DrainBodyProj::Session { body } => body.poll_frame(cx),
         }
     }
 
@@ -59,6 +74,7 @@ where
         match self {
             DrainBody::Inner { body } => body.is_end_stream(),
             DrainBody::Full { data } => data.is_none(),
+            DrainBody::Session { body } => body.is_end_stream(),
         }
     }
 
@@ -68,6 +84,323 @@ where
             DrainBody::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
+            // It may end early, at its turn: never promise a length.
+            DrainBody::Session { .. } => SizeHint::default(),
         }
+    }
+}
+
+/// The application's last event for a Server-Sent Events stream at its turn
+/// (set with [`DrainLayer::sse_farewell`](crate::DrainLayer::sse_farewell)),
+/// sent just before the `retry:` block. Return a complete event, ending with
+/// a blank line, e.g. `"event: bye\ndata: see you\n\n"`; `None` sends
+/// nothing. Any `Fn(CloseHint) -> Option<Bytes> + Send + Sync + 'static` is one.
+pub trait SseFarewell: Send + Sync + 'static {
+    /// The bytes to send before the `retry:` block, given this stream's hint.
+    fn farewell(&self, hint: CloseHint) -> Option<Bytes>;
+}
+
+impl<F> SseFarewell for F
+where
+    F: Fn(CloseHint) -> Option<Bytes> + Send + Sync + 'static,
+{
+    fn farewell(&self, hint: CloseHint) -> Option<Bytes> {
+        self(hint)
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Farewell(pub(crate) Arc<dyn SseFarewell>);
+
+impl fmt::Debug for Farewell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SseFarewell")
+    }
+}
+
+/// The last block of an SSE stream: the application's farewell, then
+/// `retry: <hint in ms>` and a blank line.
+pub(crate) fn sse_last_block(hint: CloseHint, farewell: Option<&Farewell>) -> Bytes {
+    let retry = format!("retry: {}\n\n", hint.retry_after_ms());
+    match farewell.and_then(|f| f.0.farewell(hint)) {
+        Some(first) if !first.is_empty() => {
+            let mut v = Vec::with_capacity(first.len() + retry.len());
+            v.extend_from_slice(&first);
+            v.extend_from_slice(retry.as_bytes());
+            Bytes::from(v)
+        }
+        _ => Bytes::from(retry),
+    }
+}
+
+/// Where a body may end without cutting a unit of its format in half.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Boundary {
+    /// SSE: after a blank line. `ends` counts the line ends at the tail of
+    /// what was sent (at most 2), `cr` says the last byte was `\r` (a `\n`
+    /// in the next frame then completes the same line end).
+    Event { ends: u8, cr: bool },
+    /// NDJSON and other line formats: after `\n`.
+    Line { at: bool },
+    /// Any other stream: after any frame.
+    Frame,
+}
+
+impl Boundary {
+    pub(crate) fn event() -> Self {
+        Boundary::Event { ends: 2, cr: false }
+    }
+
+    pub(crate) fn line() -> Self {
+        Boundary::Line { at: true }
+    }
+
+    pub(crate) fn feed(&mut self, data: &[u8]) {
+        let Some(&last) = data.last() else { return };
+        match self {
+            Boundary::Event { ends, cr } => {
+                let start = data
+                    .iter()
+                    .rposition(|b| !matches!(b, b'\r' | b'\n'))
+                    .map_or(0, |i| i + 1);
+                let (mut n, mut prev_cr) = if start == 0 { (*ends, *cr) } else { (0, false) };
+                for &b in &data[start..] {
+                    if b == b'\r' || !prev_cr {
+                        n = n.saturating_add(1).min(2);
+                    }
+                    prev_cr = b == b'\r';
+                }
+                *ends = n;
+                *cr = prev_cr;
+            }
+            Boundary::Line { at } => *at = last == b'\n',
+            Boundary::Frame => {}
+        }
+    }
+
+    pub(crate) fn at_boundary(&self) -> bool {
+        match self {
+            Boundary::Event { ends, .. } => *ends >= 2,
+            Boundary::Line { at } => *at,
+            Boundary::Frame => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Passing the inner body's frames on.
+    Open,
+    /// The turn came at a boundary: the last block goes out, then the end.
+    Ending,
+    /// Ended cleanly.
+    Done,
+    /// Released from the drain without a clean end (forced, or no boundary
+    /// within `close_timeout`): never ended, the server drops the connection.
+    Cut,
+}
+
+pin_project! {
+    /// A streaming response tracked as a session: a Server-Sent Events stream,
+    /// or a body the application opted in with
+    /// [`DrainLayer::streams`](crate::DrainLayer::streams) or
+    /// [`DrainStream`](crate::DrainStream).
+    ///
+    /// Frames pass through untouched until the session's turn. Then it ends
+    /// at the next boundary of its format (after a blank line for SSE, after
+    /// `\n` for NDJSON, after any frame otherwise); an SSE stream sends one
+    /// last block first, `retry: <hint in ms>` (after the application's
+    /// farewell, if any). A body that finds no boundary within
+    /// `close_timeout`, or is still open at the forced end, is never given a
+    /// clean end: it is released from the drain and its connection dropped,
+    /// so the client sees a truncated response rather than a short one.
+    pub struct SessionBody<B> {
+        #[pin]
+        inner: B,
+        guard: Option<SessionGuard>,
+        boundary: Boundary,
+        farewell: Option<Farewell>,
+        last: Option<Bytes>,
+        timer: Option<Pin<Box<Sleep>>>,
+        state: State,
+    }
+}
+
+impl<B> fmt::Debug for SessionBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionBody")
+            .field("session", &self.guard)
+            .field("boundary", &self.boundary)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> SessionBody<B> {
+    pub(crate) fn new(
+        inner: B,
+        mut guard: SessionGuard,
+        boundary: Boundary,
+        farewell: Option<Farewell>,
+    ) -> Self {
+        // Until it ends one way or another, a dropped body is a client gone.
+        guard.finish(SessionOutcome::PeerClosed, None);
+        SessionBody {
+            inner,
+            guard: Some(guard),
+            boundary,
+            farewell,
+            last: None,
+            timer: None,
+            state: State::Open,
+        }
+    }
+
+    /// What kind of session it is.
+    pub fn transport(&self) -> Option<Transport> {
+        self.guard.as_ref().map(SessionGuard::transport)
+    }
+}
+
+fn release(guard: &mut Option<SessionGuard>, outcome: SessionOutcome) {
+    if let Some(mut g) = guard.take() {
+        g.finish(outcome, None);
+    }
+}
+
+impl<B> Body for SessionBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let mut this = self.project();
+        loop {
+            match *this.state {
+                State::Open => {
+                    let Some(guard) = this.guard.as_ref() else {
+                        *this.state = State::Done;
+                        continue;
+                    };
+                    if guard.is_forced() {
+                        release(this.guard, SessionOutcome::Forced);
+                        *this.state = State::Cut;
+                        continue;
+                    }
+                    if let Poll::Ready(hint) = guard.poll_turn(cx) {
+                        if this.boundary.at_boundary() {
+                            *this.last = match guard.transport() {
+                                Transport::Sse => {
+                                    Some(sse_last_block(hint, this.farewell.as_ref()))
+                                }
+                                _ => None,
+                            };
+                            *this.state = State::Ending;
+                            continue;
+                        }
+                        // Mid-event: wait for the boundary, bounded. Rare,
+                        // so the timer is allocated only here.
+                        let close_timeout = guard.drain().policy().close_timeout();
+                        let timer = this
+                            .timer
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(close_timeout)));
+                        if timer.as_mut().poll(cx).is_ready() {
+                            tracing::debug!(target: "wsdrain", "stream found no boundary within close_timeout");
+                            release(this.guard, SessionOutcome::TimedOut);
+                            *this.state = State::Cut;
+                            continue;
+                        }
+                    }
+                    return match this.inner.as_mut().poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            if let Some(data) = frame.data_ref() {
+                                this.boundary.feed(data);
+                            }
+                            Poll::Ready(Some(Ok(frame)))
+                        }
+                        Poll::Ready(Some(Err(e))) => {
+                            release(this.guard, SessionOutcome::Ended);
+                            *this.state = State::Done;
+                            Poll::Ready(Some(Err(e)))
+                        }
+                        Poll::Ready(None) => {
+                            release(this.guard, SessionOutcome::Ended);
+                            *this.state = State::Done;
+                            Poll::Ready(None)
+                        }
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+                State::Ending => {
+                    if let Some(last) = this.last.take() {
+                        return Poll::Ready(Some(Ok(Frame::data(last))));
+                    }
+                    release(this.guard, SessionOutcome::Clean);
+                    *this.state = State::Done;
+                }
+                State::Done => return Poll::Ready(None),
+                // No waker: the connection is dropped by the server (Closed,
+                // then the bounded wait), which the client sees as a cut.
+                State::Cut => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == State::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fed(mut b: Boundary, parts: &[&str]) -> bool {
+        for p in parts {
+            b.feed(p.as_bytes());
+        }
+        b.at_boundary()
+    }
+
+    #[test]
+    fn sse_boundaries() {
+        assert!(Boundary::event().at_boundary(), "nothing sent yet");
+        assert!(fed(Boundary::event(), &["data: a\n\n"]));
+        assert!(fed(Boundary::event(), &["data: a\r\n\r\n"]));
+        assert!(fed(Boundary::event(), &["data: a\r\r"]));
+        assert!(fed(Boundary::event(), &["data: a\n", "\n"]));
+        assert!(fed(Boundary::event(), &["id: 1\ndata: a", "\n", "\n"]));
+        assert!(!fed(Boundary::event(), &["data: a\n"]));
+        assert!(!fed(Boundary::event(), &["data: a\r", "\n"]), "CR LF split");
+        assert!(fed(Boundary::event(), &["data: a\r", "\n\r\n"]));
+        assert!(!fed(Boundary::event(), &["data: a\n\n", "data: b"]));
+        assert!(!fed(Boundary::event(), &["data: a\n\ndata: b\n"]));
+        assert!(fed(Boundary::event(), &[": keep-alive\n\n", ""]));
+    }
+
+    #[test]
+    fn line_boundaries() {
+        assert!(Boundary::line().at_boundary());
+        assert!(fed(Boundary::line(), &["{\"a\":1}\n"]));
+        assert!(!fed(Boundary::line(), &["{\"a\":1}\n{\"b\""]));
+        assert!(fed(Boundary::line(), &["{\"a\":1}\n{\"b\"", ":2}\n"]));
+    }
+
+    #[test]
+    fn last_block_carries_the_hint() {
+        let hint = CloseHint::from_millis(2345);
+        assert_eq!(sse_last_block(hint, None), "retry: 2345\n\n");
+        let bye = Farewell(Arc::new(|h: CloseHint| {
+            Some(Bytes::from(format!("event: bye\ndata: {}\n\n", h.retry_after_ms())))
+        }));
+        assert_eq!(
+            sse_last_block(hint, Some(&bye)),
+            "event: bye\ndata: 2345\n\nretry: 2345\n\n"
+        );
     }
 }

@@ -19,8 +19,9 @@ use tower_service::Service;
 
 use crate::{
     Phase,
-    body::DrainBody,
+    body::{Boundary, DrainBody, Farewell, SessionBody, SseFarewell, sse_last_block},
     drain::{Drain, RequestGuard},
+    transport::Transport,
 };
 
 #[derive(Debug, Clone)]
@@ -29,7 +30,52 @@ struct Config {
     liveness_path: String,
     refuse_requests_when_closing: bool,
     readiness: Hook,
+    streams: Option<StreamHook>,
+    farewell: Option<Farewell>,
 }
+
+/// Picks the streaming responses (other than Server-Sent Events, which are
+/// always sessions) that the drain tracks as sessions (set with
+/// [`DrainLayer::streams`]). Any `Fn(&http::response::Parts) -> bool + Send +
+/// Sync + 'static` is one. It sees the response head only, once per response.
+pub trait StreamPredicate: Send + Sync + 'static {
+    /// True to track this response's body as a session.
+    fn is_stream(&self, parts: &Parts) -> bool;
+}
+
+impl<F> StreamPredicate for F
+where
+    F: Fn(&Parts) -> bool + Send + Sync + 'static,
+{
+    fn is_stream(&self, parts: &Parts) -> bool {
+        self(parts)
+    }
+}
+
+#[derive(Clone)]
+struct StreamHook(Arc<dyn StreamPredicate>);
+
+impl fmt::Debug for StreamHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StreamPredicate")
+    }
+}
+
+/// A response extension that opts one response's body into the drain as a
+/// session (per route, where [`DrainLayer::streams`] picks by predicate).
+/// Its turn ends it at a frame boundary (at a line boundary for NDJSON).
+///
+/// In axum, return `(Extension(DrainStream), body)` from the handler; in
+/// plain `http`:
+///
+/// ```
+/// use wsdrain_core::DrainStream;
+///
+/// let mut response = http::Response::new(String::from("a long chunked body"));
+/// response.extensions_mut().insert(DrainStream);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DrainStream;
 
 /// The application's own readiness, combined with the drain's in `/readyz`
 /// (set with [`DrainLayer::readiness`]): the database is down, the caches are
@@ -122,6 +168,8 @@ impl DrainLayer {
                 liveness_path: "/livez".into(),
                 refuse_requests_when_closing: false,
                 readiness: Hook(Arc::new(AlwaysReady)),
+                streams: None,
+                farewell: None,
             }),
         }
     }
@@ -170,6 +218,47 @@ impl DrainLayer {
         self.config_mut().readiness = Hook(Arc::new(check));
         self
     }
+
+    /// Tracks the streaming responses `predicate` picks as sessions, besides
+    /// Server-Sent Events (always tracked): NDJSON feeds, long-polls, chunked
+    /// downloads (default: none). At its turn such a body ends cleanly at a
+    /// boundary: after a line for `application/x-ndjson`,
+    /// `application/jsonl` and `application/json-seq`, after any frame
+    /// otherwise. A single route can opt in with the [`DrainStream`] response
+    /// extension instead.
+    ///
+    /// ```
+    /// use wsdrain_core::{DrainController, DrainLayer, DrainPolicy};
+    ///
+    /// let controller = DrainController::new(DrainPolicy::default());
+    /// let layer = DrainLayer::new(controller.drain()).streams(|parts: &http::response::Parts| {
+    ///     parts.headers.get("content-type").is_some_and(|v| v == "application/x-ndjson")
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn streams(mut self, predicate: impl StreamPredicate) -> Self {
+        self.config_mut().streams = Some(StreamHook(Arc::new(predicate)));
+        self
+    }
+
+    /// The application's last event for every Server-Sent Events stream at
+    /// its turn, sent before the `retry:` block (default: none), like the
+    /// WebSocket goodbye. It gets the stream's hint.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use wsdrain_core::{DrainController, DrainLayer, DrainPolicy, protocol::CloseHint};
+    ///
+    /// let controller = DrainController::new(DrainPolicy::default());
+    /// let layer = DrainLayer::new(controller.drain()).sse_farewell(|hint: CloseHint| {
+    ///     Some(Bytes::from(format!("event: bye\ndata: {}\n\n", hint.retry_after_ms())))
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn sse_farewell(mut self, farewell: impl SseFarewell) -> Self {
+        self.config_mut().farewell = Some(Farewell(Arc::new(farewell)));
+        self
+    }
 }
 
 impl<S> Layer<S> for DrainLayer {
@@ -194,10 +283,13 @@ pub struct DrainService<S> {
 }
 
 /// True for a WebSocket upgrade request: HTTP/1.1 `Upgrade: websocket`, or an
-/// HTTP/2 extended CONNECT (RFC 8441).
+/// HTTP/2 extended CONNECT (RFC 8441) whose `:protocol` is `websocket`.
+///
+/// Without the `http2` feature the `:protocol` pseudo-header cannot be read,
+/// and every HTTP/2 CONNECT counts as an upgrade.
 pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     if req.version() >= Version::HTTP_2 {
-        return req.method() == Method::CONNECT;
+        return req.method() == Method::CONNECT && connect_protocol_is_websocket(req);
     }
     req.headers()
         .get_all(header::UPGRADE)
@@ -207,6 +299,54 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
             v.split(',')
                 .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
         })
+}
+
+#[cfg(feature = "http2")]
+fn connect_protocol_is_websocket<B>(req: &Request<B>) -> bool {
+    req.extensions()
+        .get::<hyper::ext::Protocol>()
+        .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+#[cfg(not(feature = "http2"))]
+fn connect_protocol_is_websocket<B>(_: &Request<B>) -> bool {
+    true
+}
+
+/// True for a request an `EventSource` makes (`Accept: text/event-stream`).
+fn accepts_event_stream<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+fn is_event_stream(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+fn stream_boundary(parts: &Parts) -> Boundary {
+    let line = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim();
+            ["application/x-ndjson", "application/jsonl", "application/json-seq"]
+                .iter()
+                .any(|t| m.eq_ignore_ascii_case(t))
+        });
+    if line { Boundary::line() } else { Boundary::Frame }
 }
 
 fn health(drain: &Drain, readiness: Option<&dyn ReadinessCheck>) -> (Parts, Bytes) {
@@ -229,16 +369,19 @@ fn health(drain: &Drain, readiness: Option<&dyn ReadinessCheck>) -> (Parts, Byte
     (parts, Bytes::from(status.to_json()))
 }
 
-fn refusal(drain: &Drain) -> (Parts, Bytes) {
+fn refusal(drain: &Drain, http1: bool) -> (Parts, Bytes) {
     let secs = drain.policy().draw_hint().retry_after_header_secs();
     let (mut parts, ()) = Response::new(()).into_parts();
     parts.status = StatusCode::SERVICE_UNAVAILABLE;
     parts
         .headers
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    parts
-        .headers
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    // HTTP/2 forbids connection-specific headers; its drain signal is GOAWAY.
+    if http1 {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -272,7 +415,10 @@ where
                 self.drain.count_refused_upgrade("closing");
                 tracing::debug!(target: "wsdrain", "upgrade refused: closing");
             }
-            (upgrade || self.config.refuse_requests_when_closing).then(|| refusal(&self.drain))
+            // An EventSource gives up for good on a non-200 answer: SSE
+            // requests are served, and end at once with their `retry:`.
+            let refuse = self.config.refuse_requests_when_closing && !accepts_event_stream(&req);
+            (upgrade || refuse).then(|| refusal(&self.drain, http1))
         } else {
             None
         };
@@ -291,6 +437,7 @@ where
                     guard: Some(self.drain.track_request()),
                     claim,
                     future: self.inner.call(req),
+                    config: self.config.clone(),
                 }
             }
         };
@@ -316,7 +463,12 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         Own { response: Option<(Parts, Bytes)> },
-        Inner { #[pin] future: F, guard: Option<RequestGuard>, claim: Option<UpgradeClaim> },
+        Inner {
+            #[pin] future: F,
+            guard: Option<RequestGuard>,
+            claim: Option<UpgradeClaim>,
+            config: Arc<Config>,
+        },
     }
 }
 
@@ -340,6 +492,7 @@ where
                 future,
                 guard,
                 claim,
+                config,
             } => {
                 let response = match future.poll(cx) {
                     Poll::Pending => return Poll::Pending,
@@ -349,25 +502,67 @@ where
                     }
                     Poll::Ready(Ok(r)) => r,
                 };
-                guard.take();
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
                     && claim.as_ref().is_some_and(|c| !c.is_claimed())
                 {
                     warn_unclaimed_upgrade();
                 }
-                response.map(|body| DrainBody::Inner { body })
+                // Registered before the request stops counting as in flight,
+                // so the drain never sees a gap between the two.
+                let response = track_stream(response, this.drain, config);
+                guard.take();
+                response
             }
         };
-        if *this.http1
-            && this.drain.is_draining()
-            && response.status() != StatusCode::SWITCHING_PROTOCOLS
-        {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        if !*this.http1 {
+            // Connection-specific headers are malformed in HTTP/2 (RFC 9113
+            // 8.2.2), whoever set them (e.g. a refusal from an extractor).
+            headers.remove(header::CONNECTION);
+        } else if this.drain.is_draining() && !upgraded {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         Poll::Ready(Ok(response))
     }
+}
+
+/// Wraps an SSE or opted-in streaming response's body as a session.
+fn track_stream<B>(response: Response<B>, drain: &Drain, config: &Config) -> Response<DrainBody<B>> {
+    let (mut parts, body) = response.into_parts();
+    if !parts.status.is_success() {
+        return Response::from_parts(parts, DrainBody::Inner { body });
+    }
+    let (transport, boundary) = if is_event_stream(&parts) {
+        (Transport::Sse, Boundary::event())
+    } else if parts.extensions.remove::<DrainStream>().is_some()
+        || config.streams.as_ref().is_some_and(|s| s.0.is_stream(&parts))
+    {
+        (Transport::Stream, stream_boundary(&parts))
+    } else {
+        return Response::from_parts(parts, DrainBody::Inner { body });
+    };
+    let body = match drain.register_session_as(transport) {
+        Ok(guard) => DrainBody::Session {
+            body: SessionBody::new(
+                body,
+                guard,
+                boundary,
+                (transport == Transport::Sse)
+                    .then(|| config.farewell.clone())
+                    .flatten(),
+            ),
+        },
+        // Refused (session limit, or after the forced end): an SSE stream
+        // still gets 200 and its `retry:`, so the EventSource comes back.
+        Err(_) if transport == Transport::Sse => {
+            let hint = drain.policy().draw_hint();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            DrainBody::full(sse_last_block(hint, config.farewell.as_ref()))
+        }
+        Err(_) => DrainBody::Inner { body },
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Marks an upgrade request whose session was registered with the drain.
