@@ -19,6 +19,6 @@ mod socket;
 mod upgrade;
 
 pub use admin::AdminConfig;
-pub use serve::serve;
+pub use serve::{Accepted, Connections, serve};
 pub use socket::{Error, GracefulSocket};
 pub use upgrade::{GracefulUpgrade, GracefulUpgradeRejection};
