@@ -215,7 +215,8 @@ async fn rfc8441_websocket_gets_going_away_over_h2() {
     assert_eq!(code, 1001, "{reason}");
     let hint = common::hint_ms(&reason).expect("hint in the reason");
     assert!((1000..=5000).contains(&hint), "{hint}");
-    send.send_data(client_frame(0x8, &close.1[..2]), true).unwrap();
+    // Our Close without END_STREAM: the server ends its side first.
+    send.send_data(client_frame(0x8, &close.1[..2]), false).unwrap();
 
     // After the handshake the server ends its side of the stream: END_STREAM
     // (the data ends), not RST_STREAM (an error).
@@ -230,6 +231,16 @@ async fn rfc8441_websocket_gets_going_away_over_h2() {
     .await
     .expect("the stream ends");
     assert!(end.is_none(), "END_STREAM, not a reset: {end:?}");
+    // Our side still open, the server may follow with RST_STREAM(NO_ERROR),
+    // "stop sending, no error" (RFC 9113 8.1), never an error code.
+    let reset = tokio::time::timeout(
+        Duration::from_millis(500),
+        std::future::poll_fn(|cx| send.poll_reset(cx)),
+    )
+    .await;
+    if let Ok(reset) = reset {
+        assert_eq!(reset.unwrap(), h2::Reason::NO_ERROR);
+    }
 
     let (code, took) = server.wait_exit(Duration::from_secs(15));
     assert_eq!(code, Some(0));
