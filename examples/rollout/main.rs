@@ -1,5 +1,7 @@
 //! The rollout simulator: a Kubernetes-style rolling deployment of the `echo`
-//! example behind HAProxy, with reconnecting clients that check every echo.
+//! example behind HAProxy, with reconnecting clients that check every echo;
+//! with `--transport sse`, of the `sse` example, with `EventSource`-like
+//! clients that check every event id.
 //!
 //! Run with
 //!
@@ -17,12 +19,19 @@
 //! if it outlives the grace period; for every replica, `--rounds` times.
 //! `--baseline` runs the same rollout again with `echo --plain` (axum's own
 //! graceful shutdown, no wsdrain). See `docs/KUBERNETES.md`.
+//!
+//! ```sh
+//! cargo build --release --example sse
+//! cargo run --release --features client --example rollout -- \
+//!     --transport sse --replicas 3 --clients 1000 --baseline --json sse.json
+//! ```
 
 mod clients;
 mod fleet;
 mod lb;
 mod plot;
 mod report;
+mod sse_clients;
 
 use std::{
     collections::VecDeque,
@@ -47,10 +56,15 @@ rollout: a rolling deployment of the echo example behind a load balancer
 usage: rollout [FLAGS]
 
 fleet and load
+  --transport websocket|sse
+                        websocket: the echo example and wsdrain clients (default);
+                        sse: the sse example and EventSource-like clients
+                        (WHATWG reconnection rules, Last-Event-ID)
   --replicas N          replicas of the Deployment (default 3)
   --clients N           reconnecting clients through the load balancer (default 300)
   --rounds N            full rollouts, one after the other (default 1)
-  --interval DUR        pause between an echo and a client's next message (default 250ms)
+  --interval DUR        pause between an echo and a client's next message; with
+                        sse, the feed's interval between events (default 250ms)
   --lb haproxy|none     load balancer (default haproxy when `haproxy` is on PATH;
                         none = a kube-proxy-like stand-in polling /readyz)
   --check-inter DUR     HAProxy `inter` of the /readyz check, also the stand-in's
@@ -61,7 +75,7 @@ fleet and load
                         started: it goes on once the old one got SIGTERM
                         (the classic Deployment behaviour; drains overlap)
   --baseline            also run the rollout with `echo --plain` (no wsdrain)
-  --echo PATH           the echo binary (default: next to this binary)
+  --echo PATH           the echo (or sse) binary (default: next to this binary)
   --read-buffer BYTES   per-session read buffer of the replicas (echo --read-buffer)
 
 drain policy (passed to the replicas as WSDRAIN_*; scaled for a quick run)
@@ -85,8 +99,15 @@ enum Replacement {
     Started,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    WebSocket,
+    Sse,
+}
+
 #[derive(Debug, Clone)]
 struct Args {
+    transport: Transport,
     replicas: usize,
     clients: usize,
     rounds: usize,
@@ -113,6 +134,7 @@ fn duration(flag: &str, v: &str) -> Result<Duration, String> {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
+        transport: Transport::WebSocket,
         replicas: 3,
         clients: 300,
         rounds: 1,
@@ -140,6 +162,13 @@ fn parse_args() -> Result<Args, String> {
                 .map_err(|_| format!("{flag}: bad number {v:?}"))
         };
         match flag.as_str() {
+            "--transport" => {
+                a.transport = match value()?.as_str() {
+                    "websocket" => Transport::WebSocket,
+                    "sse" => Transport::Sse,
+                    v => return Err(format!("--transport: websocket or sse, not {v:?}")),
+                }
+            }
             "--replicas" => a.replicas = number(value()?)?,
             "--clients" => a.clients = number(value()?)?,
             "--rounds" => a.rounds = number(value()?)?,
@@ -217,18 +246,22 @@ impl Args {
     }
 
     fn echo_binary(&self) -> Result<PathBuf, String> {
+        let name = match self.transport {
+            Transport::WebSocket => "echo",
+            Transport::Sse => "sse",
+        };
         let path = match &self.echo {
             Some(p) => p.clone(),
             None => {
                 let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-                exe.with_file_name("echo")
+                exe.with_file_name(name)
             }
         };
         if path.exists() {
             Ok(path)
         } else {
             Err(format!(
-                "the echo example is not built at {}: run `cargo build --release --example echo` \
+                "the {name} example is not built at {}: run `cargo build --release --example {name}` \
                  (same profile as this binary) or pass --echo PATH",
                 path.display()
             ))
@@ -251,17 +284,27 @@ fn say(msg: impl AsRef<str>) {
 impl Run {
     async fn mode(&self, name: &'static str, plain: bool) -> Result<ModeReport, String> {
         let a = &self.args;
+        let sse = a.transport == Transport::Sse;
         let spec = PodSpec {
             binary: self.echo.clone(),
             plain,
             env: a.policy_env(),
-            read_buffer: a.read_buffer,
+            read_buffer: a.read_buffer.filter(|_| !sse),
+            args: if sse {
+                vec![
+                    "--interval".into(),
+                    a.interval.as_millis().max(1).to_string(),
+                ]
+            } else {
+                Vec::new()
+            },
         };
         let slots = a.replicas * (a.rounds + 1);
         let balancer = Balancer::start(self.lb, slots, a.check_inter)
             .await
             .map_err(|e| format!("load balancer: {e}"))?;
-        let url = format!("ws://{}/ws", balancer.addr());
+        let lb_addr = balancer.addr();
+        let url = format!("ws://{lb_addr}/ws");
         let balancer = Arc::new(Mutex::new(balancer));
 
         // The Deployment before the rollout.
@@ -289,13 +332,22 @@ impl Run {
         };
         let handles: Vec<_> = (0..a.clients)
             .map(|i| {
-                tokio::spawn(clients::run_client(
-                    i,
-                    client_spec.clone(),
-                    t0,
-                    connected.clone(),
-                    stop_rx.clone(),
-                ))
+                if sse {
+                    tokio::spawn(sse_clients::run_client(
+                        lb_addr,
+                        t0,
+                        connected.clone(),
+                        stop_rx.clone(),
+                    ))
+                } else {
+                    tokio::spawn(clients::run_client(
+                        i,
+                        client_spec.clone(),
+                        t0,
+                        connected.clone(),
+                        stop_rx.clone(),
+                    ))
+                }
             })
             .collect();
         wait_for("every client connected", Duration::from_secs(60), || {
@@ -376,7 +428,8 @@ impl Run {
             ));
         }
 
-        // Let every client come back, then stop them.
+        // Let every client come back, then stop them (an SSE client that
+        // gave up, as an `EventSource` does on a non-200 answer, never will).
         let back = wait_for("every client reconnected", Duration::from_secs(30), || {
             connected.get() == a.clients
         })
@@ -415,6 +468,7 @@ impl Run {
         };
         Ok(ModeReport::new(
             name,
+            if sse { "sse" } else { "websocket" },
             &logs,
             &terminations,
             sigterms,
@@ -563,6 +617,10 @@ async fn main() -> ExitCode {
                 "retry_after_min_ms": policy.retry_after_min().as_millis() as u64,
                 "retry_after_max_ms": policy.retry_after_max().as_millis() as u64,
                 "reconnect_bin_ms": 100,
+                "transport": match args.transport {
+                    Transport::WebSocket => "websocket",
+                    Transport::Sse => "sse",
+                },
             }),
         );
         for m in &modes {

@@ -34,6 +34,10 @@ pub(crate) const BIN: f64 = 0.1;
 pub(crate) struct ModeReport {
     /// `wsdrain` or `baseline`.
     pub(crate) mode: &'static str,
+    /// `websocket` or `sse`.
+    pub(crate) transport: &'static str,
+    /// SSE clients that gave up for good (a non-200 answer).
+    pub(crate) gave_up: usize,
     /// Clients started.
     pub(crate) clients: usize,
     /// Sums over all clients.
@@ -67,6 +71,7 @@ impl ModeReport {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         mode: &'static str,
+        transport: &'static str,
         logs: &[ClientLog],
         terminations: &[Termination],
         sigterms: Vec<f64>,
@@ -76,6 +81,7 @@ impl ModeReport {
         replicas_started: usize,
     ) -> ModeReport {
         let mut totals = ClientLog::default();
+        let mut gave_up = 0;
         let mut reconnects: Vec<(f64, f64)> = Vec::new();
         for l in logs {
             totals.clean_closes += l.clean_closes;
@@ -86,6 +92,10 @@ impl ModeReport {
             totals.echoed += l.echoed;
             totals.resent += l.resent;
             totals.lost += l.lost;
+            totals.events += l.events;
+            totals.duplicates += l.duplicates;
+            totals.gave_up |= l.gave_up;
+            gave_up += usize::from(l.gave_up);
             reconnects.extend(
                 l.reconnects
                     .iter()
@@ -97,6 +107,8 @@ impl ModeReport {
         let drains = per_drain(&reconnects, &sigterms);
         ModeReport {
             mode,
+            transport,
+            gave_up,
             clients: logs.len(),
             totals,
             replicas_over_grace: terminations.iter().filter(|t| t.killed).count(),
@@ -141,7 +153,7 @@ impl ModeReport {
             "messages_sent": t.sent,
             "messages_echoed": t.echoed,
             "resent_messages": t.resent,
-            "lost_messages": t.lost,
+            "lost_messages": if self.transport == "sse" { 0 } else { t.lost },
             "reconnects": self.reconnects.len(),
             "reconnect_peak_per_100ms": self.reconnect_peak,
             "reconnect_mean_per_100ms": round3(self.reconnect_mean),
@@ -153,6 +165,11 @@ impl ModeReport {
             "termination_seconds": self.termination_seconds.iter().map(|s| round3(*s)).collect::<Vec<_>>(),
             "rollout_seconds": round3(self.rollout_seconds),
             "peak_sessions_per_replica": self.sessions.peak(),
+            "transport": self.transport,
+            "events_received": t.events,
+            "events_lost": if self.transport == "sse" { t.lost } else { 0 },
+            "events_duplicated": t.duplicates,
+            "clients_gave_up": self.gave_up,
             "reconnect_times": self
                 .reconnects
                 .iter()
@@ -278,9 +295,8 @@ pub(crate) fn per_drain(reconnects: &[(f64, f64)], sigterms: &[f64]) -> Vec<Drai
 /// A row of the table: its name and how to read it from a mode.
 type Row = (&'static str, fn(&ModeReport) -> String);
 
-/// The human table: one row per measure, one column per mode.
-pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
-    let rows: [Row; 16] = [
+fn ws_rows() -> Vec<Row> {
+    vec![
         ("clients", |m| m.clients.to_string()),
         ("clean closes (1001 + hint)", |m| {
             m.totals.clean_closes.to_string()
@@ -309,7 +325,46 @@ pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
             m.replicas_over_grace.to_string()
         }),
         ("rollout seconds", |m| format!("{:.1}", m.rollout_seconds)),
-    ];
+    ]
+}
+
+fn sse_rows() -> Vec<Row> {
+    vec![
+        ("clients", |m| m.clients.to_string()),
+        ("clean ends (retry: + last chunk)", |m| {
+            m.totals.clean_closes.to_string()
+        }),
+        ("other clean ends (no retry:)", |m| {
+            m.totals.other_closes.to_string()
+        }),
+        ("abrupt ends (cut stream)", |m| {
+            m.totals.abnormal_closes.to_string()
+        }),
+        ("failed connects", |m| m.totals.failed_connects.to_string()),
+        ("clients that gave up (non-200)", |m| m.gave_up.to_string()),
+        ("events received", |m| m.totals.events.to_string()),
+        ("events lost", |m| m.totals.lost.to_string()),
+        ("events received twice", |m| m.totals.duplicates.to_string()),
+        ("reconnects", |m| m.reconnects.len().to_string()),
+        ("reconnect peak / 100 ms", |m| m.reconnect_peak.to_string()),
+        ("reconnect mean / 100 ms", |m| {
+            format!("{:.2}", m.reconnect_mean)
+        }),
+        ("peak / mean", |m| format!("{:.2}", m.peak_to_mean())),
+        ("worst drain peak / mean", |m| {
+            format!("{:.2}", m.worst_drain_peak_to_mean())
+        }),
+        ("replicas over grace (SIGKILL)", |m| {
+            m.replicas_over_grace.to_string()
+        }),
+        ("rollout seconds", |m| format!("{:.1}", m.rollout_seconds)),
+    ]
+}
+
+/// The human table: one row per measure, one column per mode.
+pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
+    let sse = modes.first().is_some_and(|m| m.transport == "sse");
+    let rows: Vec<Row> = if sse { sse_rows() } else { ws_rows() };
     let mut out = format!("load balancer: {lb}\n");
     let w = 32;
     let c = 20;
