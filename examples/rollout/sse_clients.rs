@@ -314,7 +314,7 @@ mod tests {
         let mut out = d.feed(b"5\r\nhel");
         out.extend(d.feed(b"lo\r\n4\r\n abc\r\n"));
         assert_eq!(out, b"hello abc");
-        out.extend(d.feed(b"\r\n0\r\n"));
+        out.extend(d.feed(b"0\r\n"));
         assert!(!d.done);
         d.feed(b"\r\n");
         assert!(d.done);
