@@ -191,8 +191,9 @@ impl Boundary {
 enum State {
     /// Passing the inner body's frames on.
     Open,
-    /// The turn came at a boundary: the last block goes out, then the end.
-    Ending,
+    /// The turn came at a boundary: the last block (SSE: with this hint in
+    /// milliseconds) goes out, then the end.
+    Ending(Option<u64>),
     /// Ended cleanly.
     Done,
     /// Released from the drain without a clean end (forced, or no boundary
@@ -219,8 +220,8 @@ pin_project! {
         inner: B,
         guard: Option<SessionGuard>,
         boundary: Boundary,
-        farewell: Option<Farewell>,
-        last: Option<Bytes>,
+        // Boxed twice: one word in every stream, read once at its end.
+        farewell: Option<Arc<Farewell>>,
         timer: Option<Pin<Box<Sleep>>>,
         state: State,
     }
@@ -249,8 +250,7 @@ impl<B> SessionBody<B> {
             inner,
             guard: Some(guard),
             boundary,
-            farewell,
-            last: None,
+            farewell: farewell.map(Arc::new),
             timer: None,
             state: State::Open,
         }
@@ -294,13 +294,8 @@ where
                     }
                     if let Poll::Ready(hint) = guard.poll_turn(cx) {
                         if this.boundary.at_boundary() {
-                            *this.last = match guard.transport() {
-                                Transport::Sse => {
-                                    Some(sse_last_block(hint, this.farewell.as_ref()))
-                                }
-                                _ => None,
-                            };
-                            *this.state = State::Ending;
+                            let sse = guard.transport() == Transport::Sse;
+                            *this.state = State::Ending(sse.then(|| hint.retry_after_ms()));
                             continue;
                         }
                         // Mid-event: wait for the boundary, bounded. Rare,
@@ -336,8 +331,11 @@ where
                         Poll::Pending => Poll::Pending,
                     };
                 }
-                State::Ending => {
-                    if let Some(last) = this.last.take() {
+                State::Ending(hint) => {
+                    *this.state = State::Ending(None);
+                    if let Some(ms) = hint {
+                        let farewell = this.farewell.as_deref();
+                        let last = sse_last_block(CloseHint::from_millis(ms), farewell);
                         return Poll::Ready(Some(Ok(Frame::data(last))));
                     }
                     release(this.guard, SessionOutcome::Clean);
