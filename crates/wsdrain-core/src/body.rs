@@ -356,7 +356,122 @@ where
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::{DrainController, DrainPolicy, Phase};
+    use http_body_util::{BodyExt, StreamBody};
+    use std::{convert::Infallible, time::Duration};
+    use tokio::sync::mpsc;
+
+    type Tx = mpsc::UnboundedSender<&'static str>;
+
+    /// A body whose frames the test sends, one by one.
+    fn channel_body() -> (
+        Tx,
+        impl Body<Data = Bytes, Error = Infallible> + Unpin + Send + 'static,
+    ) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
+        let frames = futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+                .map(|s| s.map(|s| Ok::<_, Infallible>(Frame::data(Bytes::from(s)))))
+        });
+        (tx, StreamBody::new(frames))
+    }
+
+    fn controller() -> std::sync::Arc<DrainController> {
+        let policy = DrainPolicy::builder()
+            .drain_delay(Duration::ZERO)
+            .close_window(Duration::from_secs(1))
+            .close_timeout(Duration::from_secs(2))
+            .grace_period(Duration::from_secs(20))
+            .retry_after(Duration::from_millis(1500), Duration::from_millis(1500))
+            .build()
+            .unwrap();
+        std::sync::Arc::new(DrainController::new(policy))
+    }
+
+    async fn data<B: Body<Data = Bytes> + Unpin>(body: &mut B) -> Option<Bytes>
+    where
+        B::Error: fmt::Debug,
+    {
+        let frame = body.frame().await?.unwrap();
+        Some(frame.into_data().unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_mid_event_waits_for_the_boundary() {
+        let c = controller();
+        let drain = c.drain();
+        let (tx, inner) = channel_body();
+        let guard = drain.register_session_as(Transport::Sse).unwrap();
+        let body = SessionBody::new(inner, guard, Boundary::event(), None);
+        let mut body = std::pin::pin!(body);
+        tx.send("id: 1\ndata: a").unwrap();
+        assert_eq!(data(&mut body).await.unwrap(), "id: 1\ndata: a");
+        let run = tokio::spawn({
+            let c = c.clone();
+            async move { c.run().await }
+        });
+        c.begin();
+        drain.closing().await;
+        // The turn came mid-event: the rest of the event still goes out.
+        tx.send("\n\n").unwrap();
+        assert_eq!(data(&mut body).await.unwrap(), "\n\n");
+        assert_eq!(data(&mut body).await.unwrap(), "retry: 1500\n\n");
+        assert!(body.frame().await.is_none(), "a clean end");
+        assert!(body.is_end_stream());
+        let report = run.await.unwrap();
+        assert_eq!((report.closed_clean, report.forced), (1, 0), "{report}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_boundary_within_close_timeout_is_a_cut_not_an_end() {
+        let c = controller();
+        let drain = c.drain();
+        let (tx, inner) = channel_body();
+        let guard = drain.register_session_as(Transport::Stream).unwrap();
+        let body = SessionBody::new(inner, guard, Boundary::line(), None);
+        let mut body = std::pin::pin!(body);
+        tx.send("{\"half\":").unwrap();
+        data(&mut body).await.unwrap();
+        c.begin();
+        let started = tokio::time::Instant::now();
+        let report = tokio::select! {
+            report = c.run() => report,
+            _ = body.frame() => panic!("no frame, and no end, after half a line"),
+        };
+        assert_eq!(report.timed_out, 1, "{report}");
+        assert_eq!(started.elapsed(), Duration::from_secs(2), "close_timeout");
+        assert_eq!(drain.sessions(), 0, "released from the drain");
+        let more = tokio::time::timeout(Duration::from_secs(60), body.frame()).await;
+        assert!(more.is_err(), "never ended cleanly: {more:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_forced_end_cuts_and_ended_bodies_count_as_ended() {
+        let c = controller();
+        let drain = c.drain();
+        let (tx, inner) = channel_body();
+        let guard = drain.register_session_as(Transport::Sse).unwrap();
+        let stuck = SessionBody::new(inner, guard, Boundary::event(), None);
+        let mut stuck = std::pin::pin!(stuck);
+        tx.send("data: half").unwrap();
+        data(&mut stuck).await.unwrap();
+        let (tx2, inner2) = channel_body();
+        let guard2 = drain.register_session_as(Transport::Sse).unwrap();
+        let mut ends = SessionBody::new(inner2, guard2, Boundary::event(), None);
+        c.begin();
+        assert_eq!(drain.phase(), Phase::Draining);
+        drop(tx2);
+        assert!(ends.frame().await.is_none(), "the application's own end");
+        c.force();
+        let report = c.run().await;
+        assert_eq!((report.ended, report.forced), (1, 1), "{report}");
+        let more = tokio::time::timeout(Duration::from_secs(60), stuck.frame()).await;
+        assert!(more.is_err(), "cut, not ended: {more:?}");
+        assert_eq!(drain.sessions(), 0);
+        drop(tx);
+    }
 
     fn fed(mut b: Boundary, parts: &[&str]) -> bool {
         for p in parts {
