@@ -115,12 +115,18 @@ fn main() {
             let g = streams_heap(graceful, n).await;
             rows.push((round, r, g));
         }
-        assert_eq!(drain.sessions(), 0, "every stream unregistered when its client left");
+        assert_eq!(
+            drain.sessions(),
+            0,
+            "every stream unregistered when its client left"
+        );
         drop(controller);
         rows
     });
     println!("\n{n} idle SSE streams; live heap (server + client, this process):");
-    println!("| round | plain axum B/stream | behind DrainLayer B/stream | wsdrain adds (target <= 256) |");
+    println!(
+        "| round | plain axum B/stream | behind DrainLayer B/stream | wsdrain adds (target <= 256) |"
+    );
     println!("|---|---|---|---|");
     for (round, r, g) in rows {
         let nf = n as f64;

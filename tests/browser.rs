@@ -447,7 +447,11 @@ async fn event_source_reconnects_after_the_hint_and_misses_nothing() {
     let seen = wait_len(&mut browser, &tab, "seen", before + 10).await;
     let ids: Vec<u64> = seen.iter().map(|v| v.as_u64().unwrap()).collect();
     for pair in ids.windows(2) {
-        assert_eq!(pair[1], pair[0] + 1, "no missing or repeated event: {ids:?}");
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "no missing or repeated event: {ids:?}"
+        );
     }
 
     drop(browser);

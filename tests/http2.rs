@@ -114,7 +114,10 @@ async fn goaway_at_closing_and_sse_over_h2() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(goaway.is_go_away() && goaway.is_remote(), "{goaway:?}");
-    assert!(draining_seen, "requests served on the connection while draining");
+    assert!(
+        draining_seen,
+        "requests served on the connection while draining"
+    );
     let phase = readyz_h2(addr).await;
     assert!(
         phase.contains("closing"),
@@ -127,7 +130,10 @@ async fn goaway_at_closing_and_sse_over_h2() {
     let (status, connection, b) = get(&mut late, addr, "/events").await.unwrap();
     assert_eq!((status, connection), (200, false));
     let late_body = body(b).await.expect("END_STREAM");
-    assert!(late_body.ends_with("\n\n") && late_body.contains("\nretry: "), "{late_body:?}");
+    assert!(
+        late_body.ends_with("\n\n") && late_body.contains("\nretry: "),
+        "{late_body:?}"
+    );
 
     // The streams opened before GOAWAY go on until their turn.
     for sse in streams {
@@ -191,8 +197,7 @@ async fn rfc8441_websocket_gets_going_away_over_h2() {
         .header("sec-websocket-version", "13")
         .body(())
         .unwrap();
-    let (resp, mut send): (_, SendStream<Bytes>) =
-        client.clone().send_request(req, false).unwrap();
+    let (resp, mut send): (_, SendStream<Bytes>) = client.clone().send_request(req, false).unwrap();
     let resp = resp.await.unwrap();
     assert_eq!(resp.status(), 200, "{resp:?}");
     assert!(!resp.headers().contains_key("connection"));
@@ -216,7 +221,8 @@ async fn rfc8441_websocket_gets_going_away_over_h2() {
     let hint = common::hint_ms(&reason).expect("hint in the reason");
     assert!((1000..=5000).contains(&hint), "{hint}");
     // Our Close without END_STREAM: the server ends its side first.
-    send.send_data(client_frame(0x8, &close.1[..2]), false).unwrap();
+    send.send_data(client_frame(0x8, &close.1[..2]), false)
+        .unwrap();
 
     // After the handshake the server ends its side of the stream: END_STREAM
     // (the data ends), not RST_STREAM (an error).
@@ -245,7 +251,13 @@ async fn rfc8441_websocket_gets_going_away_over_h2() {
     let (code, took) = server.wait_exit(Duration::from_secs(15));
     assert_eq!(code, Some(0));
     assert!(took < Duration::from_secs(10));
-    let report = server.rest().into_iter().find(|l| l.starts_with("drained: "));
+    let report = server
+        .rest()
+        .into_iter()
+        .find(|l| l.starts_with("drained: "));
     let report = report.unwrap();
-    assert!(report.contains("1 sessions at closing") && report.contains("1 clean"), "{report}");
+    assert!(
+        report.contains("1 sessions at closing") && report.contains("1 clean"),
+        "{report}"
+    );
 }

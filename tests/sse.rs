@@ -102,7 +102,10 @@ async fn readyz(addr: std::net::SocketAddr) -> String {
 /// The hint of an SSE body's last block, checking that the body is whole
 /// events only, then the farewell event, then `retry:`.
 fn last_block_hint(body: &str) -> u64 {
-    assert!(body.ends_with("\n\n"), "ends at an event boundary: {body:?}");
+    assert!(
+        body.ends_with("\n\n"),
+        "ends at an event boundary: {body:?}"
+    );
     let blocks: Vec<&str> = body.trim_end_matches('\n').split("\n\n").collect();
     let (retry, rest) = blocks.split_last().unwrap();
     let ms: u64 = retry
@@ -164,14 +167,21 @@ async fn sse_and_ndjson_streams_end_paced_and_clean() {
             .expect("stream ended")
             .unwrap();
         assert_eq!(s.status, 200, "{}", s.head);
-        assert!(s.complete, "stream {i} ends with a terminating chunk: {s:?}");
+        assert!(
+            s.complete,
+            "stream {i} ends with a terminating chunk: {s:?}"
+        );
         ends.push(s.ended_at.unwrap());
         if i < SSE {
             let ms = last_block_hint(&s.body);
             assert!((1000..=5000).contains(&ms), "hint {ms} in range");
             hints.push(ms);
         } else {
-            assert!(s.body.ends_with('\n'), "NDJSON ends at a line: {:?}", s.body);
+            assert!(
+                s.body.ends_with('\n'),
+                "NDJSON ends at a line: {:?}",
+                s.body
+            );
             for line in s.body.lines() {
                 let n = line
                     .strip_prefix("{\"n\":")
@@ -202,7 +212,10 @@ async fn sse_and_ndjson_streams_end_paced_and_clean() {
     }
     let mean = ends.len() as f64 / buckets as f64;
     let peak = *per.iter().max().unwrap() as f64;
-    assert!(peak <= 1.5 * mean + 1.0, "peak {peak} vs mean {mean}: {per:?}");
+    assert!(
+        peak <= 1.5 * mean + 1.0,
+        "peak {peak} vs mean {mean}: {per:?}"
+    );
 
     let (code, _) = server.wait_exit(Duration::from_secs(15));
     assert_eq!(code, Some(0));

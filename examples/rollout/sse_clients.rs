@@ -274,7 +274,9 @@ impl Dechunk {
             };
             let size = std::str::from_utf8(&self.pending[..eol])
                 .ok()
-                .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok());
+                .and_then(|s| {
+                    usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok()
+                });
             let Some(size) = size else {
                 return out;
             };

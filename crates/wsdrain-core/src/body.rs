@@ -509,7 +509,10 @@ mod tests {
         let hint = CloseHint::from_millis(2345);
         assert_eq!(sse_last_block(hint, None), "retry: 2345\n\n");
         let bye = Farewell(Arc::new(|h: CloseHint| {
-            Some(Bytes::from(format!("event: bye\ndata: {}\n\n", h.retry_after_ms())))
+            Some(Bytes::from(format!(
+                "event: bye\ndata: {}\n\n",
+                h.retry_after_ms()
+            )))
         }));
         assert_eq!(
             sse_last_block(hint, Some(&bye)),

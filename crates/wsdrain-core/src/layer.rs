@@ -342,11 +342,19 @@ fn stream_boundary(parts: &Parts) -> Boundary {
         .and_then(|v| v.split(';').next())
         .is_some_and(|m| {
             let m = m.trim();
-            ["application/x-ndjson", "application/jsonl", "application/json-seq"]
-                .iter()
-                .any(|t| m.eq_ignore_ascii_case(t))
+            [
+                "application/x-ndjson",
+                "application/jsonl",
+                "application/json-seq",
+            ]
+            .iter()
+            .any(|t| m.eq_ignore_ascii_case(t))
         });
-    if line { Boundary::line() } else { Boundary::Frame }
+    if line {
+        Boundary::line()
+    } else {
+        Boundary::Frame
+    }
 }
 
 fn health(drain: &Drain, readiness: Option<&dyn ReadinessCheck>) -> (Parts, Bytes) {
@@ -528,7 +536,11 @@ where
 }
 
 /// Wraps an SSE or opted-in streaming response's body as a session.
-fn track_stream<B>(response: Response<B>, drain: &Drain, config: &Config) -> Response<DrainBody<B>> {
+fn track_stream<B>(
+    response: Response<B>,
+    drain: &Drain,
+    config: &Config,
+) -> Response<DrainBody<B>> {
     let (mut parts, body) = response.into_parts();
     if !parts.status.is_success() {
         return Response::from_parts(parts, DrainBody::Inner { body });
@@ -536,7 +548,10 @@ fn track_stream<B>(response: Response<B>, drain: &Drain, config: &Config) -> Res
     let (transport, boundary) = if is_event_stream(&parts) {
         (Transport::Sse, Boundary::event())
     } else if parts.extensions.remove::<DrainStream>().is_some()
-        || config.streams.as_ref().is_some_and(|s| s.0.is_stream(&parts))
+        || config
+            .streams
+            .as_ref()
+            .is_some_and(|s| s.0.is_stream(&parts))
     {
         (Transport::Stream, stream_boundary(&parts))
     } else {

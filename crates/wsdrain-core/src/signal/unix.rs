@@ -114,12 +114,12 @@ impl Drop for Listener {
     fn drop(&mut self) {
         let mut defaults = DEFAULTS.lock().unwrap_or_else(PoisonError::into_inner);
         defaults.live = defaults.live.saturating_sub(1);
-        if defaults.live == 0 {
-            if let Some(restore) = &defaults.restore {
-                // From here on a signal ends the process, before it reaches
-                // the closing listener.
-                restore.store(true, Ordering::SeqCst);
-            }
+        if defaults.live == 0
+            && let Some(restore) = &defaults.restore
+        {
+            // From here on a signal ends the process, before it reaches
+            // the closing listener.
+            restore.store(true, Ordering::SeqCst);
         }
         drop(defaults);
         self.handle.close();
