@@ -633,11 +633,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Some(path) = &args.plot {
-        if let Err(e) = plot::write_svg(path, &modes, lb.name()) {
-            eprintln!("rollout: cannot draw {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+    if let Some(path) = &args.plot
+        && let Err(e) = plot::write_svg(path, &modes, lb.name())
+    {
+        eprintln!("rollout: cannot draw {}: {e}", path.display());
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
