@@ -220,7 +220,6 @@ pin_project! {
         inner: B,
         guard: Option<SessionGuard>,
         boundary: Boundary,
-        // Boxed twice: one word in every stream, read once at its end.
         farewell: Option<Arc<Farewell>>,
         timer: Option<Pin<Box<Sleep>>>,
         state: State,
@@ -242,7 +241,7 @@ impl<B> SessionBody<B> {
         inner: B,
         mut guard: SessionGuard,
         boundary: Boundary,
-        farewell: Option<Farewell>,
+        farewell: Option<Arc<Farewell>>,
     ) -> Self {
         // Until it ends one way or another, a dropped body is a client gone.
         guard.finish(SessionOutcome::PeerClosed, None);
@@ -250,7 +249,7 @@ impl<B> SessionBody<B> {
             inner,
             guard: Some(guard),
             boundary,
-            farewell: farewell.map(Arc::new),
+            farewell,
             timer: None,
             state: State::Open,
         }

@@ -31,7 +31,8 @@ struct Config {
     refuse_requests_when_closing: bool,
     readiness: Hook,
     streams: Option<StreamHook>,
-    farewell: Option<Farewell>,
+    // Thin (one word in every SSE body), cloned without allocating.
+    farewell: Option<Arc<Farewell>>,
 }
 
 /// Picks the streaming responses (other than Server-Sent Events, which are
@@ -256,7 +257,7 @@ impl DrainLayer {
     /// # let _ = layer;
     /// ```
     pub fn sse_farewell(mut self, farewell: impl SseFarewell) -> Self {
-        self.config_mut().farewell = Some(Farewell(Arc::new(farewell)));
+        self.config_mut().farewell = Some(Arc::new(Farewell(Arc::new(farewell))));
         self
     }
 }
@@ -573,7 +574,7 @@ fn track_stream<B>(
         Err(_) if transport == Transport::Sse => {
             let hint = drain.policy().draw_hint();
             parts.headers.remove(header::CONTENT_LENGTH);
-            DrainBody::full(sse_last_block(hint, config.farewell.as_ref()))
+            DrainBody::full(sse_last_block(hint, config.farewell.as_deref()))
         }
         Err(_) => DrainBody::Inner { body },
     };
