@@ -9,11 +9,25 @@
 //! and raw HTTP/1.1 clients in this process. Everything else is the same in
 //! both runs, so the difference of live heap, divided by N, is what wsdrain
 //! costs per stream. Target: ≤ 256 bytes.
+//!
+//! A third server has a do-nothing layer that only wraps the response body
+//! in a type of its own: what any body-wrapping tower layer on an axum
+//! `Router` costs per open response (axum boxes the new body type once more),
+//! so that the last column shows what the drain itself adds.
 
-use std::{alloc::System, convert::Infallible, net::SocketAddr, time::Duration};
+use std::{
+    alloc::System,
+    convert::Infallible,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     Router,
+    body::{Body, Bytes, HttpBody},
+    http::Response,
     response::sse::{Event, Sse},
     routing::get,
 };
@@ -42,6 +56,23 @@ fn router() -> Router {
             Sse::new(first.chain(stream::pending()))
         }),
     )
+}
+
+/// A body that only delegates: what a body-wrapping layer adds.
+struct Wrap(Body);
+
+impl HttpBody for Wrap {
+    type Data = Bytes;
+    type Error = axum::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
 }
 
 async fn settle() {
@@ -107,13 +138,24 @@ fn main() {
         tokio::spawn(async move {
             let _ = axum::serve(graceful_listener, app).await;
         });
+        let wrap_listener =
+            support::listener("127.0.0.1:0".parse().expect("addr")).expect("listen");
+        let wrapped = wrap_listener.local_addr().expect("addr");
+        let app = router().layer(tower::util::MapResponseLayer::new(|r: Response<Body>| {
+            r.map(Wrap)
+        }));
+        tokio::spawn(async move {
+            let _ = axum::serve(wrap_listener, app).await;
+        });
         streams_heap(raw, 50).await;
         streams_heap(graceful, 50).await;
+        streams_heap(wrapped, 50).await;
         let mut rows = Vec::new();
         for round in 1..=2 {
             let r = streams_heap(raw, n).await;
             let g = streams_heap(graceful, n).await;
-            rows.push((round, r, g));
+            let w = streams_heap(wrapped, n).await;
+            rows.push((round, r, g, w));
         }
         assert_eq!(
             drain.sessions(),
@@ -125,16 +167,18 @@ fn main() {
     });
     println!("\n{n} idle SSE streams; live heap (server + client, this process):");
     println!(
-        "| round | plain axum B/stream | behind DrainLayer B/stream | wsdrain adds (target <= 256) |"
+        "| round | plain axum B/stream | behind DrainLayer B/stream | wsdrain adds (target <= 256) | a do-nothing body-wrapping layer adds | DrainLayer adds beyond that |"
     );
-    println!("|---|---|---|---|");
-    for (round, r, g) in rows {
+    println!("|---|---|---|---|---|---|");
+    for (round, r, g, w) in rows {
         let nf = n as f64;
         println!(
-            "| {round} | {:.0} | {:.0} | {:.1} |",
+            "| {round} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |",
             r as f64 / nf,
             g as f64 / nf,
-            (g - r) as f64 / nf
+            (g - r) as f64 / nf,
+            (w - r) as f64 / nf,
+            (g - w) as f64 / nf
         );
     }
 }
