@@ -130,6 +130,25 @@ async fn goaway_at_closing_and_sse_over_h2() {
     let (status, connection, b) = get(&mut late, addr, "/events").await.unwrap();
     assert_eq!((status, connection), (200, false));
     let late_body = body(b).await.expect("END_STREAM");
+    // An RFC 8441 upgrade during Closing: 503 + Retry-After, no `connection`.
+    let connect = http::Request::builder()
+        .method("CONNECT")
+        .uri(format!("http://{addr}/ws"))
+        .extension(h2::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    let (refused, _) = late
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(connect, false)
+        .unwrap();
+    let refused = refused.await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(!refused.headers().contains_key("connection"), "{refused:?}");
     assert!(
         late_body.ends_with("\n\n") && late_body.contains("\nretry: "),
         "{late_body:?}"

@@ -613,3 +613,111 @@ fn warn_unclaimed_upgrade() {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{DrainController, DrainPolicy};
+    use std::{convert::Infallible, time::Duration};
+    use tower::{ServiceExt, service_fn};
+
+    fn request(version: Version, method: Method) -> Request<String> {
+        let mut req = Request::new(String::new());
+        *req.version_mut() = version;
+        *req.method_mut() = method;
+        *req.uri_mut() = "/x".parse().unwrap();
+        req
+    }
+
+    /// An inner service that (wrongly) sets `Connection: close` itself.
+    fn svc(
+        drain: Drain,
+    ) -> DrainService<
+        impl Service<
+            Request<String>,
+            Response = Response<String>,
+            Error = Infallible,
+            Future = impl Future<Output = Result<Response<String>, Infallible>>,
+        > + Clone,
+    > {
+        DrainLayer::new(drain).layer(service_fn(|_req: Request<String>| async {
+            let mut res = Response::new(String::from("inner"));
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Ok::<_, Infallible>(res)
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_connection_header_on_http2() {
+        let policy = DrainPolicy::builder()
+            .drain_delay(Duration::from_secs(1))
+            .close_window(Duration::from_secs(1))
+            .close_timeout(Duration::from_secs(1))
+            .grace_period(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let c = std::sync::Arc::new(DrainController::new(policy));
+        let drain = c.drain();
+        let _held = drain.register_session().unwrap();
+        c.begin();
+        let res = svc(drain.clone())
+            .oneshot(request(Version::HTTP_2, Method::GET))
+            .await
+            .unwrap();
+        assert!(
+            !res.headers().contains_key(header::CONNECTION),
+            "draining, HTTP/2"
+        );
+        let res = svc(drain.clone())
+            .oneshot(request(Version::HTTP_11, Method::GET))
+            .await
+            .unwrap();
+        assert_eq!(
+            res.headers()[header::CONNECTION],
+            "close",
+            "draining, HTTP/1.1"
+        );
+        let run = tokio::spawn({
+            let c = c.clone();
+            async move { c.run().await }
+        });
+        drain.closing().await;
+        #[allow(unused_mut)] // `:protocol` is only read with the `http2` feature
+        let mut connect = request(Version::HTTP_2, Method::CONNECT);
+        #[cfg(feature = "http2")]
+        connect
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        assert!(is_upgrade_request(&connect));
+        let res = svc(drain.clone()).oneshot(connect).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(res.headers().contains_key(header::RETRY_AFTER));
+        assert!(
+            !res.headers().contains_key(header::CONNECTION),
+            "refusal, HTTP/2"
+        );
+        let res = svc(drain.clone())
+            .oneshot(request(Version::HTTP_11, Method::GET))
+            .await
+            .unwrap();
+        assert_eq!(res.headers()[header::CONNECTION], "close");
+        c.force();
+        run.await.unwrap();
+    }
+
+    #[cfg(feature = "http2")]
+    #[test]
+    fn only_a_websocket_connect_is_an_upgrade() {
+        let mut other = request(Version::HTTP_2, Method::CONNECT);
+        other
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("connect-udp"));
+        assert!(!is_upgrade_request(&other));
+        assert!(
+            !is_upgrade_request(&request(Version::HTTP_2, Method::CONNECT)),
+            "plain CONNECT"
+        );
+    }
+}
