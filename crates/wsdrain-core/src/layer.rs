@@ -134,6 +134,13 @@ impl fmt::Debug for Hook {
 ///   requests are served, or refused the same way if configured.
 /// * Every other request gets the [`Drain`] observer in its extensions and is
 ///   counted in flight until its response is ready.
+/// * A `text/event-stream` response (and any response picked by
+///   [`streams`](DrainLayer::streams) or carrying [`DrainStream`]) is a
+///   session: its body ([`SessionBody`]) ends at its turn at an event (line,
+///   frame) boundary, after `retry: <hint in ms>` for SSE. An SSE request
+///   during Closing is served (`200`, `retry:`, a clean end), never refused.
+/// * HTTP/2 responses never carry `Connection` (their drain signal is the
+///   server's GOAWAY).
 ///
 /// # Example
 ///
