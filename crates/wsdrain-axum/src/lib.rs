@@ -20,6 +20,6 @@ mod socket;
 mod upgrade;
 
 pub use admin::AdminConfig;
-pub use serve::{Accepted, Connections, serve};
+pub use serve::{Accepted, Connections, Sniffed, serve};
 pub use socket::{Error, GracefulSocket};
 pub use upgrade::{GracefulUpgrade, GracefulUpgradeRejection};
