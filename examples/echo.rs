@@ -15,6 +15,9 @@
 //! (`POST /drain` with `Authorization: Bearer <token>`) on
 //! `WSDRAIN_ADMIN_LISTEN` (default `127.0.0.1:9901`).
 //!
+//! `/ws` is an `any()` route, so WebSockets over HTTP/2 (RFC 8441 extended
+//! CONNECT) reach it too.
+//!
 //! Flags: `--listen ADDR` (default `127.0.0.1:3000`), `--read-buffer BYTES`
 //! (tungstenite's read buffer per session, default 128 KiB), `--plain`: the
 //! baseline, what axum gives today (axum's own `WebSocketUpgrade` and
@@ -49,7 +52,7 @@ use axum::{
     Router,
     extract::{ConnectInfo, ws::Message},
     response::Response,
-    routing::get,
+    routing::{any, get},
 };
 use wsdrain::{DrainLayer, GracefulSocket, GracefulUpgrade};
 
@@ -243,7 +246,7 @@ fn main() -> ExitCode {
         }
         let mut app = Router::new().route(
             "/ws",
-            get(move |upgrade: GracefulUpgrade| async move {
+            any(move |upgrade: GracefulUpgrade| async move {
                 let upgrade = match read_buffer {
                     Some(n) => upgrade.read_buffer_size(n),
                     None => upgrade,

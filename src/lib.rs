@@ -3,9 +3,10 @@
 
 pub use wsdrain_core::{
     AlwaysReady, ClosingUpgrades, Drain, DrainBody, DrainCause, DrainController, DrainLayer,
-    DrainPolicy, DrainPolicyBuilder, DrainReport, DrainService, DrainTrigger, ForcedBy, Phase,
-    PolicyError, ReadinessCheck, Refused, ResponseFuture, SessionGuard, SessionOutcome,
-    SignalListener, Status, UpgradeClaim, is_upgrade_request, policy, ws,
+    DrainPolicy, DrainPolicyBuilder, DrainReport, DrainService, DrainStream, DrainTrigger,
+    ForcedBy, Phase, PolicyError, ReadinessCheck, Refused, ResponseFuture, SessionBody,
+    SessionGuard, SessionOutcome, SignalListener, SseFarewell, Status, StreamPredicate, Transport,
+    UpgradeClaim, is_upgrade_request, policy, ws,
 };
 pub use wsdrain_protocol as protocol;
 pub use wsdrain_protocol::CloseHint;

@@ -837,3 +837,87 @@ async fn the_health_probe_honours_retry_after_on_a_503() {
     let (code, _) = new.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0));
 }
+
+const SSE_ENV: &[(&str, &str)] = &[
+    ("WSDRAIN_DRAIN_DELAY", "0s"),
+    ("WSDRAIN_CLOSE_WINDOW", "300ms"),
+    ("WSDRAIN_CLOSE_TIMEOUT", "2s"),
+    ("WSDRAIN_GRACE_PERIOD", "10s"),
+    // Above Chromium's own reconnection time (about 3 s), so that a
+    // reconnect that ignores the hint is seen.
+    ("WSDRAIN_RETRY_AFTER_MIN", "4s"),
+    ("WSDRAIN_RETRY_AFTER_MAX", "4500ms"),
+];
+
+/// The page's array `window.<name>`, as JSON values.
+async fn page_array(browser: &mut Browser, tab: &Tab, name: &str) -> Vec<Value> {
+    let v = browser
+        .eval(tab, &format!("JSON.stringify(window.{name} ?? [])"))
+        .await;
+    serde_json::from_str(v.as_str().unwrap()).unwrap()
+}
+
+async fn wait_len(browser: &mut Browser, tab: &Tab, name: &str, n: usize) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let v = page_array(browser, tab, name).await;
+        if v.len() >= n {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "window.{name} reached no length {n} within 20 s: {v:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The native `EventSource` of headless Chromium against the sse example:
+/// on the drain its stream ends with the `retry:` hint, it comes back after
+/// that hint (not its own default of about 3 s) to a new server process on
+/// the same port, and `Last-Event-ID` leaves no event missing.
+#[tokio::test]
+async fn event_source_reconnects_after_the_hint_and_misses_nothing() {
+    let mut old = Server::start("sse", SSE_ENV, &["--interval", "100"]);
+    let addr = old.addr;
+    let mut browser = Browser::launch().await;
+    let tab = browser.open(&format!("http://{addr}/page")).await;
+    wait_len(&mut browser, &tab, "seen", 5).await;
+
+    old.signal(Signal::SIGTERM);
+    let hints = wait_len(&mut browser, &tab, "hints", 1).await;
+    let hint = hints[0].as_f64().unwrap();
+    assert!((4000.0..=4500.0).contains(&hint), "{hint}");
+    let errors = wait_len(&mut browser, &tab, "errors", 1).await;
+    let (code, _) = old.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "the old server drained and exited");
+    let port = addr.to_string();
+    let mut new = Server::start("sse", SSE_ENV, &["--interval", "100", "--listen", &port]);
+
+    let opens = wait_len(&mut browser, &tab, "opens", 2).await;
+    let waited = opens[1].as_f64().unwrap() - errors[0].as_f64().unwrap();
+    eprintln!("EventSource: hint {hint} ms, reconnected after {waited:.0} ms");
+    assert!(
+        waited >= hint - 20.0 && waited <= hint + 1500.0,
+        "reconnected {waited} ms after the end, hint {hint}"
+    );
+    let errors = page_array(&mut browser, &tab, "errors").await;
+    assert_eq!(errors.len(), 1, "no failed attempt in between");
+
+    // Events from the new server continue the old ones without a gap.
+    let before = page_array(&mut browser, &tab, "seen").await.len();
+    let seen = wait_len(&mut browser, &tab, "seen", before + 10).await;
+    let ids: Vec<u64> = seen.iter().map(|v| v.as_u64().unwrap()).collect();
+    for pair in ids.windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "no missing or repeated event: {ids:?}"
+        );
+    }
+
+    drop(browser);
+    new.signal(Signal::SIGTERM);
+    let (code, _) = new.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}

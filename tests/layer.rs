@@ -99,7 +99,12 @@ async fn refusing_all_requests_when_closing_is_opt_in() {
         quick_policy().build().unwrap(),
     ));
     let drain = controller.drain();
-    let app = app().layer(
+    let sse = axum::routing::get(|| async {
+        axum::response::sse::Sse::new(futures_util::stream::pending::<
+            Result<axum::response::sse::Event, std::convert::Infallible>,
+        >())
+    });
+    let app = app().route("/events", sse).layer(
         wsdrain::DrainLayer::new(drain.clone())
             .refuse_requests_when_closing(true)
             .readiness_path("/ready")
@@ -122,8 +127,31 @@ async fn refusing_all_requests_when_closing_is_opt_in() {
     assert_eq!(hello.status, 503);
     assert!(hello.header("retry-after").is_some());
     assert_eq!(http(addr, "/live", &[]).await.status, 200);
+    // Never a 503 to an EventSource (it would give up for good): 200, the
+    // hint, and a clean end.
+    let sse = raw_to_end(
+        addr,
+        "GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await;
+    assert!(sse.starts_with("HTTP/1.1 200 OK\r\n"), "{sse}");
+    assert!(sse.contains("\r\nretry: "), "{sse}");
+    assert!(sse.ends_with("\r\n0\r\n\r\n"), "terminating chunk: {sse}");
     drop(held);
     task.await.unwrap().unwrap();
+}
+
+/// Writes `request`, reads until the server closes the connection.
+async fn raw_to_end(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out))
+        .await
+        .expect("the response ends")
+        .unwrap();
+    String::from_utf8(out).unwrap()
 }
 
 #[tokio::test]

@@ -21,19 +21,56 @@ fn value(scrape: &str, series: &str) -> f64 {
         .unwrap()
 }
 
+/// An SSE stream that is read until the server ends it; returns what came.
+async fn sse_stream(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(tcp.read(&mut b).await.unwrap(), 1, "response head");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    tokio::spawn(async move {
+        let mut rest = Vec::new();
+        let _ = tcp.read_to_end(&mut rest).await;
+        String::from_utf8_lossy(&rest).into_owned()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_phase_and_closes_are_exported() {
+    use axum::response::sse::{Event, Sse};
+    use futures_util::stream;
+
     let handle = PrometheusBuilder::new().install_recorder().unwrap();
-    let policy = quick_policy().max_sessions(3).build().unwrap();
-    let s = InProc::start(policy, echo_router()).await;
+    let policy = quick_policy().max_sessions(4).build().unwrap();
+    let router = echo_router().route(
+        "/events",
+        axum::routing::get(|| async {
+            let first = stream::once(async {
+                Ok::<_, std::convert::Infallible>(Event::default().data("x"))
+            });
+            Sse::new(futures_util::StreamExt::chain(first, stream::pending()))
+        }),
+    );
+    let s = InProc::start(policy, router).await;
     let mut clients = Vec::new();
     for _ in 0..3 {
         clients.push(ws_connect(s.addr).await);
     }
+    let sse = sse_stream(s.addr).await;
     let refused = common::http(s.addr, "/ws", common::UPGRADE).await;
     assert_eq!(refused.status, 503);
     let scrape = handle.render();
-    assert_eq!(value(&scrape, "wsdrain_sessions"), 3.0);
+    assert_eq!(value(&scrape, "wsdrain_sessions"), 4.0);
+    let by = |t: &str| format!(r#"wsdrain_sessions_by_transport{{transport="{t}"}}"#);
+    assert_eq!(value(&scrape, &by("websocket")), 3.0);
+    assert_eq!(value(&scrape, &by("sse")), 1.0);
     assert_eq!(
         value(
             &scrape,
@@ -50,15 +87,23 @@ async fn sessions_phase_and_closes_are_exported() {
     for e in ends {
         e.await.unwrap();
     }
+    let rest = sse.await.unwrap();
+    assert!(rest.contains("retry: "), "{rest:?}");
     let report = s.report().await;
-    assert_eq!(report.closed_clean, 3, "{report}");
+    assert_eq!(report.closed_clean, 4, "{report}");
     let scrape = handle.render();
     assert_eq!(value(&scrape, "wsdrain_sessions"), 0.0);
+    assert_eq!(value(&scrape, &by("sse")), 0.0);
     assert_eq!(value(&scrape, "wsdrain_phase"), 3.0);
     assert_eq!(
         value(&scrape, r#"wsdrain_session_closes_total{outcome="clean"}"#),
-        3.0
+        4.0
     );
+    let closes = |t: &str| {
+        format!(r#"wsdrain_session_closes_by_transport_total{{transport="{t}",outcome="clean"}}"#)
+    };
+    assert_eq!(value(&scrape, &closes("websocket")), 3.0);
+    assert_eq!(value(&scrape, &closes("sse")), 1.0);
     assert_eq!(value(&scrape, "wsdrain_close_handshake_seconds_count"), 3.0);
 
     // Sessions still live at the forced end are counted as forced: two

@@ -86,6 +86,12 @@ pub(crate) struct ClientLog {
     pub(crate) reconnects: Vec<(f64, f64)>,
     /// Seconds (since `t0`) of every close by the server, clean or not.
     pub(crate) closes: Vec<f64>,
+    /// SSE: events received.
+    pub(crate) events: u64,
+    /// SSE: events received twice.
+    pub(crate) duplicates: u64,
+    /// SSE: the client gave up for good (a non-200 answer, as `EventSource`).
+    pub(crate) gave_up: bool,
 }
 
 /// Counts clients with an open connection.
@@ -96,6 +102,15 @@ impl Connected {
     /// Clients connected now.
     pub(crate) fn get(&self) -> usize {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// One more (`1`) or one fewer (`-1`) open connection.
+    pub(crate) fn add(&self, n: isize) {
+        if n >= 0 {
+            self.0.fetch_add(n.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.0.fetch_sub(n.unsigned_abs(), Ordering::Relaxed);
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The replicas: `echo` processes on loopback ports, started and stopped the
+//! The replicas: `echo` (or `sse`) processes on loopback ports, started and stopped the
 //! way the kubelet starts and stops a pod's container.
 
 use std::{
@@ -26,6 +26,8 @@ pub(crate) struct PodSpec {
     pub(crate) env: Vec<(String, String)>,
     /// Per-session read buffer (`--read-buffer`), to keep 1,000s of sessions small.
     pub(crate) read_buffer: Option<usize>,
+    /// More flags for the binary (the sse example's `--interval`).
+    pub(crate) args: Vec<String>,
 }
 
 /// A running replica.
@@ -63,6 +65,7 @@ impl PodSpec {
         if let Some(n) = self.read_buffer {
             cmd.args(["--read-buffer", &n.to_string()]);
         }
+        cmd.args(&self.args);
         // The policy comes from us alone, not from the caller's environment.
         cmd.env_remove("KUBERNETES_SERVICE_HOST");
         for (k, v) in &self.env {

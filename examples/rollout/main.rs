@@ -1,5 +1,7 @@
 //! The rollout simulator: a Kubernetes-style rolling deployment of the `echo`
-//! example behind HAProxy, with reconnecting clients that check every echo.
+//! example behind HAProxy, with reconnecting clients that check every echo;
+//! with `--transport sse`, of the `sse` example, with `EventSource`-like
+//! clients that check every event id.
 //!
 //! Run with
 //!
@@ -19,12 +21,19 @@
 //! clients that hand over on it; `--baseline` runs it again with
 //! `echo --plain` (axum's own graceful shutdown, no wsdrain). See
 //! `docs/KUBERNETES.md`.
+//!
+//! ```sh
+//! cargo build --release --example sse
+//! cargo run --release --features client --example rollout -- \
+//!     --transport sse --replicas 3 --clients 1000 --baseline --json sse.json
+//! ```
 
 mod clients;
 mod fleet;
 mod lb;
 mod plot;
 mod report;
+mod sse_clients;
 
 use std::{
     collections::VecDeque,
@@ -49,10 +58,15 @@ rollout: a rolling deployment of the echo example behind a load balancer
 usage: rollout [FLAGS]
 
 fleet and load
+  --transport websocket|sse
+                        websocket: the echo example and wsdrain clients (default);
+                        sse: the sse example and EventSource-like clients
+                        (WHATWG reconnection rules, Last-Event-ID)
   --replicas N          replicas of the Deployment (default 3)
   --clients N           reconnecting clients through the load balancer (default 300)
   --rounds N            full rollouts, one after the other (default 1)
-  --interval DUR        pause between an echo and a client's next message (default 250ms)
+  --interval DUR        pause between an echo and a client's next message; with
+                        sse, the feed's interval between events (default 250ms)
   --lb haproxy|none     load balancer (default haproxy when `haproxy` is on PATH;
                         none = a kube-proxy-like stand-in polling /readyz)
   --check-inter DUR     HAProxy `inter` of the /readyz check, also the stand-in's
@@ -67,7 +81,7 @@ fleet and load
                         `wsdrain_notice`; the grace period grows by the lead)
   --notice-lead DUR     the notice's lead (default 1s)
   --baseline            also run the rollout with `echo --plain` (no wsdrain)
-  --echo PATH           the echo binary (default: next to this binary)
+  --echo PATH           the echo (or sse) binary (default: next to this binary)
   --read-buffer BYTES   per-session read buffer of the replicas (echo --read-buffer)
 
 drain policy (passed to the replicas as WSDRAIN_*; scaled for a quick run)
@@ -91,8 +105,15 @@ enum Replacement {
     Started,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    WebSocket,
+    Sse,
+}
+
 #[derive(Debug, Clone)]
 struct Args {
+    transport: Transport,
     replicas: usize,
     clients: usize,
     rounds: usize,
@@ -121,6 +142,7 @@ fn duration(flag: &str, v: &str) -> Result<Duration, String> {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
+        transport: Transport::WebSocket,
         replicas: 3,
         clients: 300,
         rounds: 1,
@@ -150,6 +172,13 @@ fn parse_args() -> Result<Args, String> {
                 .map_err(|_| format!("{flag}: bad number {v:?}"))
         };
         match flag.as_str() {
+            "--transport" => {
+                a.transport = match value()?.as_str() {
+                    "websocket" => Transport::WebSocket,
+                    "sse" => Transport::Sse,
+                    v => return Err(format!("--transport: websocket or sse, not {v:?}")),
+                }
+            }
             "--replicas" => a.replicas = number(value()?)?,
             "--clients" => a.clients = number(value()?)?,
             "--rounds" => a.rounds = number(value()?)?,
@@ -248,18 +277,22 @@ impl Args {
     }
 
     fn echo_binary(&self) -> Result<PathBuf, String> {
+        let name = match self.transport {
+            Transport::WebSocket => "echo",
+            Transport::Sse => "sse",
+        };
         let path = match &self.echo {
             Some(p) => p.clone(),
             None => {
                 let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-                exe.with_file_name("echo")
+                exe.with_file_name(name)
             }
         };
         if path.exists() {
             Ok(path)
         } else {
             Err(format!(
-                "the echo example is not built at {}: run `cargo build --release --example echo` \
+                "the {name} example is not built at {}: run `cargo build --release --example {name}` \
                  (same profile as this binary) or pass --echo PATH",
                 path.display()
             ))
@@ -302,17 +335,27 @@ impl Run {
             (true, Some(p)) => (p, a.notice_env()?),
             _ => (&self.policy, a.policy_env()),
         };
+        let sse = a.transport == Transport::Sse;
         let spec = PodSpec {
             binary: self.echo.clone(),
             plain,
             env,
-            read_buffer: a.read_buffer,
+            read_buffer: a.read_buffer.filter(|_| !sse),
+            args: if sse {
+                vec![
+                    "--interval".into(),
+                    a.interval.as_millis().max(1).to_string(),
+                ]
+            } else {
+                Vec::new()
+            },
         };
         let slots = a.replicas * (a.rounds + 1);
         let balancer = Balancer::start(self.lb, slots, a.check_inter)
             .await
             .map_err(|e| format!("load balancer: {e}"))?;
-        let url = format!("ws://{}/ws", balancer.addr());
+        let lb_addr = balancer.addr();
+        let url = format!("ws://{lb_addr}/ws");
         let balancer = Arc::new(Mutex::new(balancer));
 
         // The Deployment before the rollout.
@@ -341,13 +384,22 @@ impl Run {
         };
         let handles: Vec<_> = (0..a.clients)
             .map(|i| {
-                tokio::spawn(clients::run_client(
-                    i,
-                    client_spec.clone(),
-                    t0,
-                    connected.clone(),
-                    stop_rx.clone(),
-                ))
+                if sse {
+                    tokio::spawn(sse_clients::run_client(
+                        lb_addr,
+                        t0,
+                        connected.clone(),
+                        stop_rx.clone(),
+                    ))
+                } else {
+                    tokio::spawn(clients::run_client(
+                        i,
+                        client_spec.clone(),
+                        t0,
+                        connected.clone(),
+                        stop_rx.clone(),
+                    ))
+                }
             })
             .collect();
         wait_for("every client connected", Duration::from_secs(60), || {
@@ -432,7 +484,8 @@ impl Run {
             ));
         }
 
-        // Let every client come back, then stop them.
+        // Let every client come back, then stop them (an SSE client that
+        // gave up, as an `EventSource` does on a non-200 answer, never will).
         let back = wait_for("every client reconnected", Duration::from_secs(30), || {
             connected.get() == a.clients
         })
@@ -471,6 +524,7 @@ impl Run {
         };
         Ok(ModeReport::new(
             name,
+            if sse { "sse" } else { "websocket" },
             &logs,
             &terminations,
             sigterms,
@@ -636,6 +690,10 @@ async fn main() -> ExitCode {
                 "notice_lead_ms": notice_policy.as_ref().map(|p| p.notice_lead().as_millis() as u64),
                 "notice_grace_period_ms": notice_policy.as_ref().map(|p| p.grace_period().as_millis() as u64),
                 "min_close_rate": policy.min_close_rate(),
+                "transport": match args.transport {
+                    Transport::WebSocket => "websocket",
+                    Transport::Sse => "sse",
+                },
             }),
         );
         for m in &modes {
@@ -648,11 +706,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Some(path) = &args.plot {
-        if let Err(e) = plot::write_svg(path, &modes, lb.name()) {
-            eprintln!("rollout: cannot draw {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+    if let Some(path) = &args.plot
+        && let Err(e) = plot::write_svg(path, &modes, lb.name())
+    {
+        eprintln!("rollout: cannot draw {}: {e}", path.display());
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

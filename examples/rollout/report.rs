@@ -46,6 +46,10 @@ pub(crate) const BIN: f64 = 0.1;
 pub(crate) struct ModeReport {
     /// `wsdrain` or `baseline`.
     pub(crate) mode: &'static str,
+    /// `websocket` or `sse`.
+    pub(crate) transport: &'static str,
+    /// SSE clients that gave up for good (a non-200 answer).
+    pub(crate) gave_up: usize,
     /// Clients started.
     pub(crate) clients: usize,
     /// Sums over all clients.
@@ -83,6 +87,7 @@ impl ModeReport {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         mode: &'static str,
+        transport: &'static str,
         logs: &[ClientLog],
         terminations: &[Termination],
         sigterms: Vec<f64>,
@@ -92,6 +97,7 @@ impl ModeReport {
         replicas_started: usize,
     ) -> ModeReport {
         let mut totals = ClientLog::default();
+        let mut gave_up = 0;
         let mut reconnects: Vec<(f64, f64)> = Vec::new();
         let mut disconnected_ms: Vec<f64> = logs.iter().map(|l| l.disconnected * 1000.0).collect();
         disconnected_ms.sort_by(f64::total_cmp);
@@ -107,6 +113,10 @@ impl ModeReport {
             totals.echoed += l.echoed;
             totals.resent += l.resent;
             totals.lost += l.lost;
+            totals.events += l.events;
+            totals.duplicates += l.duplicates;
+            totals.gave_up |= l.gave_up;
+            gave_up += usize::from(l.gave_up);
             reconnects.extend(
                 l.reconnects
                     .iter()
@@ -119,6 +129,8 @@ impl ModeReport {
         let reconnect_peak_per_second = peak_in_bins(&reconnects, 1.0);
         ModeReport {
             mode,
+            transport,
+            gave_up,
             clients: logs.len(),
             totals,
             replicas_over_grace: terminations.iter().filter(|t| t.killed).count(),
@@ -198,7 +210,7 @@ impl ModeReport {
             "messages_sent": t.sent,
             "messages_echoed": t.echoed,
             "resent_messages": t.resent,
-            "lost_messages": t.lost,
+            "lost_messages": if self.transport == "sse" { 0 } else { t.lost },
             "reconnects": self.reconnects.len(),
             "reconnect_peak_per_100ms": self.reconnect_peak,
             "reconnect_mean_per_100ms": round3(self.reconnect_mean),
@@ -218,6 +230,11 @@ impl ModeReport {
             "notices": t.notices,
             "handovers": t.handovers,
             "failed_handovers": t.failed_handovers,
+            "transport": self.transport,
+            "events_received": t.events,
+            "events_lost": if self.transport == "sse" { t.lost } else { 0 },
+            "events_duplicated": t.duplicates,
+            "clients_gave_up": self.gave_up,
             "reconnect_times": self
                 .reconnects
                 .iter()
@@ -382,11 +399,63 @@ pub(crate) fn per_drain(reconnects: &[(f64, f64)], sigterms: &[f64]) -> Vec<Drai
 /// A row of the table: its name and how to read it from a mode.
 type Row = (&'static str, fn(&ModeReport) -> String);
 
+fn ws_rows() -> Vec<Row> {
+    vec![
+        ("clients", |m| m.clients.to_string()),
+        ("clean closes (1001 + hint)", |m| {
+            m.totals.clean_closes.to_string()
+        }),
+        ("other closes", |m| m.totals.other_closes.to_string()),
+        ("abnormal closes (1006)", |m| {
+            m.totals.abnormal_closes.to_string()
+        }),
+        ("failed connects", |m| m.totals.failed_connects.to_string()),
+        ("messages sent", |m| m.totals.sent.to_string()),
+        ("messages echoed", |m| m.totals.echoed.to_string()),
+        ("resent after a clean close", |m| {
+            m.totals.resent.to_string()
+        }),
+        ("lost messages", |m| m.totals.lost.to_string()),
+        ("reconnects (and handovers)", |m| {
+            m.reconnects.len().to_string()
+        }),
+        ("replicas over grace (SIGKILL)", |m| {
+            m.replicas_over_grace.to_string()
+        }),
+    ]
+}
+
+fn sse_rows() -> Vec<Row> {
+    vec![
+        ("clients", |m| m.clients.to_string()),
+        ("clean ends (retry: + last chunk)", |m| {
+            m.totals.clean_closes.to_string()
+        }),
+        ("other clean ends (no retry:)", |m| {
+            m.totals.other_closes.to_string()
+        }),
+        ("abrupt ends (cut stream)", |m| {
+            m.totals.abnormal_closes.to_string()
+        }),
+        ("failed connects", |m| m.totals.failed_connects.to_string()),
+        ("clients that gave up (non-200)", |m| m.gave_up.to_string()),
+        ("events received", |m| m.totals.events.to_string()),
+        ("events lost", |m| m.totals.lost.to_string()),
+        ("events received twice", |m| m.totals.duplicates.to_string()),
+        ("reconnects", |m| m.reconnects.len().to_string()),
+        ("replicas over grace (SIGKILL)", |m| {
+            m.replicas_over_grace.to_string()
+        }),
+    ]
+}
+
 /// The human table: one row per measure, one column per mode. The herd
 /// comes first, as a reader means it (peaks, against the flat rate the
 /// window allows, and the time to roll); peak / mean, which measures
 /// evenness and not size, last and labelled so.
 pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
+    let sse = modes.first().is_some_and(|m| m.transport == "sse");
+    let closes: Vec<Row> = if sse { sse_rows() } else { ws_rows() };
     let sections: [(&str, &[Row]); 4] = [
         (
             "the herd: what the remaining replicas see",
@@ -422,30 +491,12 @@ pub(crate) fn table(modes: &[ModeReport], lb: &str) -> String {
             ],
         ),
         (
-            "closes and messages",
-            &[
-                ("clients", |m| m.clients.to_string()),
-                ("clean closes (1001 + hint)", |m| {
-                    m.totals.clean_closes.to_string()
-                }),
-                ("other closes", |m| m.totals.other_closes.to_string()),
-                ("abnormal closes (1006)", |m| {
-                    m.totals.abnormal_closes.to_string()
-                }),
-                ("failed connects", |m| m.totals.failed_connects.to_string()),
-                ("messages sent", |m| m.totals.sent.to_string()),
-                ("messages echoed", |m| m.totals.echoed.to_string()),
-                ("resent after a clean close", |m| {
-                    m.totals.resent.to_string()
-                }),
-                ("lost messages", |m| m.totals.lost.to_string()),
-                ("reconnects (and handovers)", |m| {
-                    m.reconnects.len().to_string()
-                }),
-                ("replicas over grace (SIGKILL)", |m| {
-                    m.replicas_over_grace.to_string()
-                }),
-            ],
+            if sse {
+                "ends and events"
+            } else {
+                "closes and messages"
+            },
+            &closes,
         ),
         (
             "evenness: peak / mean over the reconnects' own span (not size: a burst scores low)",

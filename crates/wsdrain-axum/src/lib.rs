@@ -4,8 +4,9 @@
 //! * [`GracefulSocket`]: the socket it hands to your handler, which closes
 //!   itself with `Close(1001, "going away; retry-after-ms=N")` when the drain
 //!   gives it its turn;
-//! * [`serve`]: `axum::serve` joined with the drain, the listener open until
-//!   the drain ends.
+//! * [`serve`]: `axum::serve` joined with the drain, HTTP/1.1 and HTTP/2
+//!   (GOAWAY when Closing begins, RFC 8441 WebSockets), the listener open
+//!   until the drain ends.
 //!
 //! Unlike `axum::serve(..).with_graceful_shutdown(..)` alone, which stops
 //! watching a connection the moment it is upgraded (so every client sees
@@ -19,6 +20,6 @@ mod socket;
 mod upgrade;
 
 pub use admin::AdminConfig;
-pub use serve::serve;
+pub use serve::{Accepted, Connections, Sniffed, serve};
 pub use socket::{Error, GracefulSocket};
 pub use upgrade::{GracefulUpgrade, GracefulUpgradeRejection};

@@ -199,7 +199,8 @@ pub enum GracefulUpgradeRejection {
     /// Not a valid upgrade request (axum's own rejection).
     Upgrade(WebSocketUpgradeRejection),
     /// [`DrainPolicy::max_sessions`](wsdrain_core::DrainPolicy::max_sessions)
-    /// sessions are live: 503 + `Retry-After` + `Connection: close`.
+    /// sessions are live: 503 + `Retry-After` + `Connection: close` (which
+    /// `DrainLayer` removes on HTTP/2, where it is malformed).
     TooManySessions {
         /// The `Retry-After` advice, in seconds.
         retry_after_secs: u64,

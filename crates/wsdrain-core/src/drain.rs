@@ -23,6 +23,7 @@ use crate::{
     outcome::SessionOutcome,
     policy::{ClosingUpgrades, DrainPolicy},
     registry::{Refused, Registry, SessionSignal},
+    transport::Transport,
 };
 
 /// How far the trigger has gone.
@@ -65,6 +66,7 @@ pub(crate) struct Shared {
     pub(crate) forced: CancellationToken,
     outcomes: [AtomicU64; 5],
     pub(crate) refused_upgrades: AtomicU64,
+    by_transport: [AtomicUsize; 3],
 }
 
 impl Shared {
@@ -81,6 +83,7 @@ impl Shared {
             forced: CancellationToken::new(),
             outcomes: Default::default(),
             refused_upgrades: AtomicU64::new(0),
+            by_transport: Default::default(),
         }
     }
 
@@ -289,6 +292,16 @@ impl Drain {
     /// forced end; the caller refuses the session (503 + `Retry-After`). Both
     /// are counted as refused upgrades.
     pub fn register_session(&self) -> Result<SessionGuard, Refused> {
+        self.register_session_as(Transport::WebSocket)
+    }
+
+    /// [`register_session`](Self::register_session) for a session of another
+    /// [`Transport`] (the metrics label; the drain treats all alike).
+    ///
+    /// # Errors
+    ///
+    /// As [`register_session`](Self::register_session).
+    pub fn register_session_as(&self, transport: Transport) -> Result<SessionGuard, Refused> {
         let reg = match self
             .shared
             .registry
@@ -301,6 +314,8 @@ impl Drain {
             }
         };
         metrics::sessions(self.shared.registry.live());
+        let n = self.shared.by_transport[transport.index()].fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::sessions_of(transport, n);
         if reg.late {
             if self.shared.policy.closing_upgrades() == ClosingUpgrades::TryAgainLater {
                 reg.signal.mark_try_again();
@@ -314,6 +329,7 @@ impl Drain {
             signal: reg.signal,
             outcome: SessionOutcome::Ended,
             close_sent: None,
+            transport,
         })
     }
 
@@ -378,6 +394,7 @@ pub struct SessionGuard {
     pub(crate) signal: Arc<SessionSignal>,
     outcome: SessionOutcome,
     close_sent: Option<Instant>,
+    transport: Transport,
 }
 
 impl fmt::Debug for SessionGuard {
@@ -386,6 +403,7 @@ impl fmt::Debug for SessionGuard {
             .field("key", &self.key)
             .field("turn", &self.turn())
             .field("outcome", &self.outcome)
+            .field("transport", &self.transport)
             .finish()
     }
 }
@@ -394,6 +412,11 @@ impl SessionGuard {
     /// The drain this session belongs to.
     pub fn drain(&self) -> &Drain {
         &self.drain
+    }
+
+    /// What kind of session this is.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// The hint, once this session's turn to close came.
@@ -433,16 +456,19 @@ impl Drop for SessionGuard {
         let shared = &self.drain.shared;
         let (live, forced) = shared.registry.unregister(self.key);
         metrics::sessions(live);
+        let n = shared.by_transport[self.transport.index()].fetch_sub(1, Ordering::Relaxed) - 1;
+        metrics::sessions_of(self.transport, n);
         // Sessions live at the forced end were counted then, all at once.
         if !forced && shared.phase() >= Phase::Draining {
             shared.count_outcome(self.outcome, 1);
+            metrics::transport_closed(self.transport, self.outcome);
         }
         if let (Some(sent), SessionOutcome::Clean | SessionOutcome::TimedOut) =
             (self.close_sent, self.outcome)
         {
             metrics::close_handshake(sent.elapsed());
         }
-        tracing::debug!(target: "wsdrain", key = self.key, outcome = self.outcome.as_str(), live, "session ended");
+        tracing::debug!(target: "wsdrain", key = self.key, transport = self.transport.as_str(), outcome = self.outcome.as_str(), live, "session ended");
         if live == 0 {
             shared.notify_if_idle();
         }

@@ -42,14 +42,15 @@ mod registry;
 mod report;
 mod schedule;
 mod signal;
+mod transport;
 pub mod ws;
 
-pub use body::DrainBody;
+pub use body::{DrainBody, SessionBody, SseFarewell};
 pub use controller::{DrainController, DrainTrigger};
 pub use drain::{Drain, DrainCause, SessionGuard, Status};
 pub use layer::{
-    AlwaysReady, DrainLayer, DrainService, ReadinessCheck, ResponseFuture, UpgradeClaim,
-    is_upgrade_request,
+    AlwaysReady, DrainLayer, DrainService, DrainStream, ReadinessCheck, ResponseFuture,
+    StreamPredicate, UpgradeClaim, is_upgrade_request,
 };
 pub use outcome::SessionOutcome;
 pub use phase::Phase;
@@ -57,4 +58,5 @@ pub use policy::{ClosingUpgrades, DrainPolicy, DrainPolicyBuilder, PolicyError};
 pub use registry::Refused;
 pub use report::{DrainReport, ForcedBy};
 pub use signal::SignalListener;
+pub use transport::Transport;
 pub use wsdrain_protocol as protocol;

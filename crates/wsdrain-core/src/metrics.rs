@@ -7,10 +7,12 @@
 //! | `wsdrain_session_closes_total` | counter | `outcome` | sessions ended during a drain, by outcome (`clean`, `peer_closed`, `timed_out`, `ended`, `forced`) |
 //! | `wsdrain_close_handshake_seconds` | histogram | | our Close sent → the peer's Close (or the timeout) |
 //! | `wsdrain_upgrades_refused_total` | counter | `reason` | upgrades refused: `closing` or `max_sessions` |
+//! | `wsdrain_sessions_by_transport` | gauge | `transport` | live sessions of one transport (`websocket`, `sse`, `stream`) |
+//! | `wsdrain_session_closes_by_transport_total` | counter | `transport`, `outcome` | `wsdrain_session_closes_total` split by transport (sessions the forced end cut are counted in `wsdrain_session_closes_total` only) |
 
 use std::time::Duration;
 
-use crate::{Phase, outcome::SessionOutcome};
+use crate::{Phase, outcome::SessionOutcome, transport::Transport};
 
 /// Metric names, for dashboards and alerts.
 pub mod names {
@@ -24,6 +26,10 @@ pub mod names {
     pub const CLOSE_HANDSHAKE: &str = "wsdrain_close_handshake_seconds";
     /// Counter of refused upgrades, label `reason`.
     pub const UPGRADES_REFUSED: &str = "wsdrain_upgrades_refused_total";
+    /// Gauge of live sessions by transport, label `transport`.
+    pub const SESSIONS_BY_TRANSPORT: &str = "wsdrain_sessions_by_transport";
+    /// Counter of sessions ended during a drain, labels `transport` and `outcome`.
+    pub const SESSION_CLOSES_BY_TRANSPORT: &str = "wsdrain_session_closes_by_transport_total";
 }
 
 #[cfg(feature = "metrics")]
@@ -45,6 +51,18 @@ mod imp {
     pub(crate) fn upgrade_refused(reason: &'static str) {
         metrics::counter!(names::UPGRADES_REFUSED, "reason" => reason).increment(1);
     }
+    pub(crate) fn sessions_of(transport: Transport, live: usize) {
+        metrics::gauge!(names::SESSIONS_BY_TRANSPORT, "transport" => transport.as_str())
+            .set(live as f64);
+    }
+    pub(crate) fn transport_closed(transport: Transport, outcome: SessionOutcome) {
+        metrics::counter!(
+            names::SESSION_CLOSES_BY_TRANSPORT,
+            "transport" => transport.as_str(),
+            "outcome" => outcome.as_str()
+        )
+        .increment(1);
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -56,6 +74,8 @@ mod imp {
     pub(crate) fn sessions_closed(_: SessionOutcome, _: u64) {}
     pub(crate) fn close_handshake(_: Duration) {}
     pub(crate) fn upgrade_refused(_: &'static str) {}
+    pub(crate) fn sessions_of(_: Transport, _: usize) {}
+    pub(crate) fn transport_closed(_: Transport, _: SessionOutcome) {}
 }
 
 pub(crate) use imp::*;

@@ -155,10 +155,8 @@ impl Peer {
     fn block_writes(&self, blocked: bool) {
         let mut w = self.wire.lock().unwrap();
         w.blocked = blocked;
-        if !blocked {
-            if let Some(waker) = w.write_waker.take() {
-                waker.wake();
-            }
+        if !blocked && let Some(waker) = w.write_waker.take() {
+            waker.wake();
         }
     }
     fn sent(&self) -> Vec<Msg> {
