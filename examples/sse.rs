@@ -32,6 +32,9 @@
 //! .with_graceful_shutdown(SIGTERM)`, no wsdrain; `/readyz` always 200),
 //! where open streams hold the shutdown until the process is killed.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{
     convert::Infallible,
     net::SocketAddr,
@@ -232,13 +235,7 @@ async fn plain(args: Args) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    support::init_logs();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -246,36 +243,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = || {
-        tokio::runtime::Runtime::new().map_err(|e| {
-            eprintln!("sse: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
-    };
     if args.plain {
-        return match runtime() {
+        return match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(plain(args)),
-            Err(code) => code,
+            Err(e) => {
+                eprintln!("sse: cannot start the runtime: {e}");
+                ExitCode::FAILURE
+            }
         };
     }
-    let policy = match DrainPolicy::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("sse: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // Signals first, while this is the only thread: no SIGTERM is lost.
-    let controller = DrainController::new(policy);
-    let _signals = match controller.listen_for_signals() {
+    // Policy, signals (while this is the only thread), then the runtime.
+    let support::Started {
+        controller,
+        signals: _signals,
+        runtime,
+    } = match support::start("sse") {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("sse: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match runtime() {
-        Ok(rt) => rt,
         Err(code) => return code,
     };
     runtime.block_on(async {
