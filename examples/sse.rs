@@ -53,7 +53,7 @@ use axum::{
     routing::get,
 };
 use futures_util::stream::{self, Stream};
-use wsdrain::{CloseHint, DrainController, DrainLayer, DrainPolicy};
+use wsdrain::{CloseHint, DrainLayer};
 
 struct Args {
     listen: SocketAddr,
