@@ -125,7 +125,7 @@ async fn echo(mut socket: GracefulSocket) {
 }
 
 /// The baseline: plain axum, as users write it today.
-async fn plain(args: Args) -> ExitCode {
+fn plain(args: Args) -> ExitCode {
     use axum::extract::ws::{WebSocket, WebSocketUpgrade};
     async fn echo(mut socket: WebSocket) {
         while let Some(Ok(msg)) = socket.recv().await {
@@ -137,53 +137,17 @@ async fn plain(args: Args) -> ExitCode {
         }
     }
     let read_buffer = args.read_buffer;
-    let app = Router::new()
-        .route(
-            "/ws",
-            get(move |upgrade: WebSocketUpgrade| async move {
-                let upgrade = match read_buffer {
-                    Some(n) => upgrade.read_buffer_size(n),
-                    None => upgrade,
-                };
-                upgrade.on_upgrade(echo)
-            }),
-        )
-        .route("/readyz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }));
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("echo: cannot listen on {}: {e}", args.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    println!(
-        "listening on {}",
-        listener.local_addr().unwrap_or(args.listen)
+    let app = Router::new().route(
+        "/ws",
+        get(move |upgrade: WebSocketUpgrade| async move {
+            let upgrade = match read_buffer {
+                Some(n) => upgrade.read_buffer_size(n),
+                None => upgrade,
+            };
+            upgrade.on_upgrade(echo)
+        }),
     );
-    let shutdown = async {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-    };
-    match axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        Ok(()) => {
-            println!("plain: serve returned");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("echo: server error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    support::serve_plain("echo", args.listen, app)
 }
 
 fn main() -> ExitCode {
@@ -196,13 +160,7 @@ fn main() -> ExitCode {
         }
     };
     if args.plain {
-        return match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(plain(args)),
-            Err(e) => {
-                eprintln!("echo: cannot start the runtime: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return plain(args);
     }
     // The opt-in admin endpoint (`WSDRAIN_ADMIN_TOKEN`): off by default.
     let admin = match wsdrain::axum::AdminConfig::from_env() {

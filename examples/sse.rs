@@ -194,44 +194,9 @@ fn router(interval: Duration) -> Router {
 }
 
 /// The baseline: plain axum, as users write it today.
-async fn plain(args: Args) -> ExitCode {
-    let app = router(args.interval)
-        .route("/readyz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }));
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("sse: cannot listen on {}: {e}", args.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    println!(
-        "listening on {}",
-        listener.local_addr().unwrap_or(args.listen)
-    );
-    let shutdown = async {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-    };
-    match axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        Ok(()) => {
-            println!("plain: serve returned");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("sse: server error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn plain(args: Args) -> ExitCode {
+    let app = router(args.interval);
+    support::serve_plain("sse", args.listen, app)
 }
 
 fn main() -> ExitCode {
@@ -244,13 +209,7 @@ fn main() -> ExitCode {
         }
     };
     if args.plain {
-        return match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(plain(args)),
-            Err(e) => {
-                eprintln!("sse: cannot start the runtime: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return plain(args);
     }
     // Policy, signals (while this is the only thread), then the runtime.
     let support::Started {

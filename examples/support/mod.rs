@@ -3,8 +3,9 @@
 //! signal handlers while this is the only thread (so no SIGTERM is lost), and
 //! only then the runtime.
 
-use std::process::ExitCode;
+use std::{net::SocketAddr, process::ExitCode};
 
+use axum::{Router, routing::get};
 use wsdrain::{DrainController, DrainPolicy, SignalListener};
 
 /// A started example: the controller, its signal handlers, the runtime.
@@ -45,5 +46,59 @@ pub(crate) fn start(name: &str) -> Result<Started, ExitCode> {
         controller,
         signals,
         runtime,
+    })
+}
+
+/// The baseline the examples compare against with `--plain`: `app` on plain
+/// `axum::serve(..).with_graceful_shutdown(SIGTERM or Ctrl-C)`, no wsdrain,
+/// `/readyz` and `/livez` always 200. Prints `listening on ADDR` like the
+/// drained servers.
+#[allow(
+    dead_code,
+    reason = "only the examples with a --plain baseline call it"
+)]
+pub(crate) fn serve_plain(name: &str, listen: SocketAddr, app: Router) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let app = app
+            .route("/readyz", get(|| async { "ok" }))
+            .route("/livez", get(|| async { "ok" }));
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{name}: cannot listen on {listen}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("listening on {}", listener.local_addr().unwrap_or(listen));
+        let shutdown = async {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+        };
+        match axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            Ok(()) => {
+                println!("plain: serve returned");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{name}: server error: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
