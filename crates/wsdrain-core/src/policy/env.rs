@@ -95,47 +95,28 @@ impl DrainPolicyBuilder {
                 })
                 .transpose()
         };
-        if let Some(d) = duration(ENV_DRAIN_DELAY)? {
-            self.drain_delay = Some(d);
+        fn parsed<T: std::str::FromStr>(
+            name: &'static str,
+            value: Option<String>,
+        ) -> Result<Option<T>, PolicyError> {
+            value
+                .map(|v| {
+                    v.trim().parse().map_err(|_| PolicyError::InvalidNumber {
+                        setting: name,
+                        value: v.clone(),
+                    })
+                })
+                .transpose()
         }
-        if let Some(d) = duration(ENV_CLOSE_WINDOW)? {
-            self.close_window = Some(d);
-        }
-        if let Some(d) = duration(ENV_CLOSE_TIMEOUT)? {
-            self.close_timeout = Some(d);
-        }
-        if let Some(d) = duration(ENV_NOTICE_LEAD)? {
-            self.notice_lead = Some(d);
-        }
-        if let Some(d) = duration(ENV_GRACE_PERIOD)? {
-            self.grace_period = Some(d);
-        }
-        if let Some(d) = duration(ENV_RETRY_AFTER_MIN)? {
-            self.retry_after_min = Some(d);
-        }
-        if let Some(d) = duration(ENV_RETRY_AFTER_MAX)? {
-            self.retry_after_max = Some(d);
-        }
-        if let Some(v) = get(ENV_CLOSE_CODE) {
-            let code = v
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| PolicyError::InvalidNumber {
-                    setting: ENV_CLOSE_CODE,
-                    value: v.clone(),
-                })?;
-            self.close_code = Some(code);
-        }
-        if let Some(v) = get(ENV_MAX_SESSIONS) {
-            let max = v
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| PolicyError::InvalidNumber {
-                    setting: ENV_MAX_SESSIONS,
-                    value: v.clone(),
-                })?;
-            self.max_sessions = Some(max);
-        }
+        self.drain_delay = duration(ENV_DRAIN_DELAY)?.or(self.drain_delay);
+        self.close_window = duration(ENV_CLOSE_WINDOW)?.or(self.close_window);
+        self.close_timeout = duration(ENV_CLOSE_TIMEOUT)?.or(self.close_timeout);
+        self.notice_lead = duration(ENV_NOTICE_LEAD)?.or(self.notice_lead);
+        self.grace_period = duration(ENV_GRACE_PERIOD)?.or(self.grace_period);
+        self.retry_after_min = duration(ENV_RETRY_AFTER_MIN)?.or(self.retry_after_min);
+        self.retry_after_max = duration(ENV_RETRY_AFTER_MAX)?.or(self.retry_after_max);
+        self.close_code = parsed(ENV_CLOSE_CODE, get(ENV_CLOSE_CODE))?.or(self.close_code);
+        self.max_sessions = parsed(ENV_MAX_SESSIONS, get(ENV_MAX_SESSIONS))?.or(self.max_sessions);
         if let Some(v) = get(ENV_CLOSING_UPGRADES) {
             let choice = match v.trim().to_ascii_lowercase().as_str() {
                 "refuse" => ClosingUpgrades::Refuse,
