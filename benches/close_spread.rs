@@ -4,7 +4,7 @@
 //! back (close + hint, with and without the client jitter of
 //! docs/PROTOCOL.md), next to what independent random hints would give.
 //!
-//! Run with `cargo bench --bench close_spread [-- SESSIONS]`.
+//! Run with `cargo bench -p wsdrain-benches --bench close_spread [-- SESSIONS]`.
 
 use std::time::{Duration, Instant};
 

@@ -5,10 +5,10 @@
 //! Run with
 //!
 //! ```sh
-//! cargo bench --bench drain_scale                       # N = 10000 and 19000, 2 rounds
-//! cargo bench --bench drain_scale -- --quick            # N = 1000, 1 round (smoke run)
-//! cargo bench --bench drain_scale -- --sessions 5000 --rounds 3
-//! WSDRAIN_BENCH_SESSIONS=10000 cargo bench --bench drain_scale
+//! cargo bench -p wsdrain-benches --bench drain_scale                       # N = 10000 and 19000, 2 rounds
+//! cargo bench -p wsdrain-benches --bench drain_scale -- --quick            # N = 1000, 1 round (smoke run)
+//! cargo bench -p wsdrain-benches --bench drain_scale -- --sessions 5000 --rounds 3
+//! WSDRAIN_BENCH_SESSIONS=10000 cargo bench -p wsdrain-benches --bench drain_scale
 //! ```
 //!
 //! This binary starts itself again as the server (`__server graceful|closeall`)

@@ -3,7 +3,7 @@
 //! depend on what else runs on the machine, so this ratio is the
 //! deterministic companion of the `throughput` bench's paired ratio.
 //!
-//! Run with `cargo bench --bench instructions` (needs `valgrind` on `PATH`,
+//! Run with `cargo bench -p wsdrain-benches --bench instructions` (needs `valgrind` on `PATH`,
 //! about a minute). `-- --round-trips N` sets the measured round trips per
 //! run (25,600 by default), `-- --repeat N` the runs per server (2), and
 //! `-- --keep DIR` keeps the callgrind files for `callgrind_annotate`.

@@ -1,7 +1,7 @@
 //! Readiness latency: a real SIGTERM to a real server process, and the time
 //! until `/readyz` first answers 503 (target ≤ 5 ms).
 //!
-//! Run with `cargo bench --bench readiness` (`-- --runs 50`, `-- --quick` for 5 runs).
+//! Run with `cargo bench -p wsdrain-benches --bench readiness` (`-- --runs 50`, `-- --quick` for 5 runs).
 //!
 //! This binary starts itself again as the server (`__server`: the wsdrain echo
 //! server with `listen_for_signals`, `DrainLayer` and `wsdrain::serve`; drain

@@ -1,6 +1,6 @@
 //! The session registry and the close schedule, through the public API.
 //!
-//! Run with `cargo bench --bench registry`.
+//! Run with `cargo bench -p wsdrain-benches --bench registry`.
 //!
 //! * `register_unregister`: `drain.register_session().expect("registered")` and dropping the guard,
 //!   on one thread, and on two threads at once (the lock contended), with

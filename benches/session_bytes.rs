@@ -1,7 +1,7 @@
 //! Heap bytes wsdrain adds per session, counted exactly by a counting global
 //! allocator.
 //!
-//! Run with `cargo bench --bench session_bytes` (`-- --quick` for fewer sessions).
+//! Run with `cargo bench -p wsdrain-benches --bench session_bytes` (`-- --quick` for fewer sessions).
 //!
 //! 1. Registration alone: live heap after `drain.register_session().expect("registered")` for N
 //!    sessions, per session (the registry slot, amortised over the slot

@@ -1,7 +1,7 @@
 //! Heap bytes wsdrain adds per Server-Sent Events stream, counted exactly by
 //! a counting global allocator.
 //!
-//! Run with `cargo bench --bench sse_bytes` (`-- --quick` for fewer streams).
+//! Run with `cargo bench -p wsdrain-benches --bench sse_bytes` (`-- --quick` for fewer streams).
 //!
 //! N idle SSE streams (one event, then nothing) on a plain axum `Sse` route,
 //! first without wsdrain, then behind `DrainLayer` (each stream a session:

@@ -2,7 +2,7 @@
 //! both servers in this process on loopback, measured in alternating rounds so
 //! that the machine's run-to-run drift hits both alike.
 //!
-//! Run with `cargo bench --bench throughput`. Each round trip is one text
+//! Run with `cargo bench -p wsdrain-benches --bench throughput`. Each round trip is one text
 //! message sent by one of 64 tokio-tungstenite connections and its echo
 //! awaited; the connections run concurrently, as in the baseline's echo mode.
 //! Both servers and the clients use `read_buffer_size(4096)` and
@@ -15,7 +15,7 @@
 //! of the pairs' ratios (target ≥ 0.98), which drift on a shared machine
 //! cannot bias.
 //!
-//! On a busy machine the criterion rounds say little; `cargo bench --bench
+//! On a busy machine the criterion rounds say little; `cargo bench -p wsdrain-benches --bench
 //! throughput -- --paired-only [--pairs N] [--pair-ms MS]` skips them and
 //! runs only the paired spans (default 12 pairs of 500 ms): more, shorter
 //! pairs narrow the median when the machine's load changes quickly.

@@ -54,7 +54,7 @@ use axum::{
     response::Response,
     routing::{any, get},
 };
-use wsdrain::{DrainLayer, GracefulSocket, GracefulUpgrade};
+use wsdrain::{DrainLayer, GracefulUpgrade};
 
 struct Args {
     listen: SocketAddr,
@@ -108,20 +108,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--unix goes with neither --connect-info nor --plain".into());
     }
     Ok(args)
-}
-
-async fn echo(mut socket: GracefulSocket) {
-    while let Some(msg) = socket.recv().await {
-        match msg {
-            Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
-                if socket.send(msg).await.is_err() {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
 }
 
 /// The baseline: plain axum, as users write it today.
@@ -209,7 +195,7 @@ fn main() -> ExitCode {
                     Some(n) => upgrade.read_buffer_size(n),
                     None => upgrade,
                 };
-                let response: Response = upgrade.on_upgrade(echo);
+                let response: Response = upgrade.on_upgrade(support::echo);
                 response
             }),
         );
@@ -231,14 +217,11 @@ fn main() -> ExitCode {
             println!("listening on unix:{}", path.display());
             let served = wsdrain::serve(listener, app, &controller).await;
             let _ = std::fs::remove_file(path);
-            return finish(served);
+            return support::finish("echo", served);
         }
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        let listener = match support::bind("echo", args.listen).await {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("echo: cannot listen on {}: {e}", args.listen);
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         let addr = listener.local_addr().unwrap_or(args.listen);
         println!("listening on {addr}");
@@ -252,22 +235,9 @@ fn main() -> ExitCode {
         }
         if args.connect_info {
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            finish(wsdrain::serve(listener, app, &controller).await)
+            support::finish("echo", wsdrain::serve(listener, app, &controller).await)
         } else {
-            finish(wsdrain::serve(listener, app, &controller).await)
+            support::finish("echo", wsdrain::serve(listener, app, &controller).await)
         }
     })
-}
-
-fn finish(served: std::io::Result<wsdrain::DrainReport>) -> ExitCode {
-    match served {
-        Ok(report) => {
-            println!("drained: {report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("echo: server error: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -22,28 +22,14 @@ mod support;
 
 use std::{net::SocketAddr, pin::pin, process::ExitCode, time::Duration};
 
-use axum::{Router, extract::ws::Message, response::Response, routing::get};
+use axum::{Router, response::Response, routing::get};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::{conn::auto::Builder, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
-use wsdrain::{DrainController, DrainLayer, GracefulSocket, GracefulUpgrade};
-
-async fn echo(mut socket: GracefulSocket) {
-    while let Some(msg) = socket.recv().await {
-        match msg {
-            Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
-                if socket.send(msg).await.is_err() {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-}
+use wsdrain::{DrainController, DrainLayer, GracefulUpgrade};
 
 /// Accepts connections until the drain is Closed, then gives plain HTTP
 /// connections a bounded time to finish. Upgraded connections are not
@@ -112,17 +98,14 @@ fn main() -> ExitCode {
             .route(
                 "/ws",
                 get(|upgrade: GracefulUpgrade| async move {
-                    let response: Response = upgrade.on_upgrade(echo);
+                    let response: Response = upgrade.on_upgrade(support::echo);
                     response
                 }),
             )
             .layer(DrainLayer::new(controller.drain()));
-        let listener = match TcpListener::bind(listen).await {
+        let listener = match support::bind("hyper", listen).await {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("hyper: cannot listen on {listen}: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         println!("listening on {}", listener.local_addr().unwrap_or(listen));
         let (report, ()) = tokio::join!(controller.run(), accept_loop(listener, app, &controller));

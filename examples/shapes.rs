@@ -325,12 +325,9 @@ fn main() -> ExitCode {
     };
     let name: &'static str = args.shape.leak();
     runtime.block_on(async {
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        let listener = match support::bind("shapes", args.listen).await {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("shapes: cannot listen on {}: {e}", args.listen);
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         println!(
             "listening on {}",

@@ -235,26 +235,14 @@ fn main() -> ExitCode {
                 )))
             });
         let app = router(args.interval).layer(layer);
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        let listener = match support::bind("sse", args.listen).await {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("sse: cannot listen on {}: {e}", args.listen);
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         println!(
             "listening on {}",
             listener.local_addr().unwrap_or(args.listen)
         );
-        match wsdrain::serve(listener, app, &controller).await {
-            Ok(report) => {
-                println!("drained: {report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("sse: server error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        support::finish("sse", wsdrain::serve(listener, app, &controller).await)
     })
 }

@@ -8,8 +8,9 @@ use serde_yaml::Value;
 use wsdrain::{DrainPolicy, policy::defaults, policy::parse_duration};
 
 fn manifest(name: &str) -> Value {
+    // This package lives in the repository's `tests/`.
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/kubernetes")
+        .join("../examples/kubernetes")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -8,8 +8,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// The repository: this package lives in its `tests/`.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Every `"WSDRAIN_..."` string literal in the Rust sources under `dir`.

@@ -18,12 +18,11 @@
 //! bad setting prints one line naming it and exits with code 2.
 //!
 //! Flags: `--listen ADDR` (default `127.0.0.1:3000`).
-//!
-//! Built with `--features metrics`, it also serves the drain's metrics in
-//! Prometheus text on `/metrics` (`cargo run --features metrics --example chat`).
+
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::{
-    net::SocketAddr,
     process::ExitCode,
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -36,7 +35,7 @@ use axum::{
     routing::get,
 };
 use tokio::sync::broadcast;
-use wsdrain::{DrainController, DrainLayer, DrainPolicy, GracefulSocket, GracefulUpgrade};
+use wsdrain::{DrainLayer, GracefulSocket, GracefulUpgrade};
 
 const INDEX: &str = include_str!("index.html");
 // The browser client lives with the other clients; the page imports it from here.
@@ -44,27 +43,6 @@ const MODULE: &str = include_str!("../../clients/js/wsdrain.js");
 
 /// Longest chat line accepted, in bytes; longer ones are cut.
 const MAX_LINE: usize = 2000;
-
-fn parse_args() -> Result<SocketAddr, String> {
-    let mut listen = SocketAddr::from(([127, 0, 0, 1], 3000));
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--listen" => {
-                let v = it.next().ok_or("--listen needs a value")?;
-                listen = v
-                    .parse()
-                    .map_err(|_| format!("--listen: bad address {v:?}"))?;
-            }
-            "-h" | "--help" => {
-                println!("usage: chat [--listen ADDR]   (policy from WSDRAIN_*)");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(listen)
-}
 
 struct Room {
     lines: broadcast::Sender<String>,
@@ -141,52 +119,23 @@ fn app(room: &'static Room) -> Router {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let listen = match parse_args() {
+    support::init_logs();
+    let listen = match support::listen_arg("usage: chat [--listen ADDR]   (policy from WSDRAIN_*)")
+    {
         Ok(a) => a,
         Err(e) => {
             eprintln!("chat: {e}");
             return ExitCode::from(2);
         }
     };
-    let policy = match DrainPolicy::from_env() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("chat: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // Signals first, while this is the only thread: from here on no SIGTERM
-    // is lost, even before the runtime or the listener exist.
-    let controller = DrainController::new(policy);
-    let _signals = match controller.listen_for_signals() {
+    // Policy, signals (while this is the only thread), then the runtime.
+    let support::Started {
+        controller,
+        signals: _signals,
+        runtime,
+    } = match support::start("chat") {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("chat: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("chat: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Prometheus text on `/metrics`, when built with the `metrics` feature.
-    #[cfg(feature = "metrics")]
-    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-        Ok(handle) => handle,
-        Err(e) => {
-            eprintln!("chat: cannot install the metrics recorder: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     // One room for the life of the process.
     let room: &'static Room = Box::leak(Box::new(Room {
@@ -194,32 +143,14 @@ fn main() -> ExitCode {
         guests: AtomicU64::new(0),
     }));
     runtime.block_on(async {
-        let app = app(room);
-        #[cfg(feature = "metrics")]
-        let app = app.route(
-            "/metrics",
-            get(move || std::future::ready(metrics.render())),
-        );
-        let app = app.layer(DrainLayer::new(controller.drain()));
-        let listener = match tokio::net::TcpListener::bind(listen).await {
+        let app = app(room).layer(DrainLayer::new(controller.drain()));
+        let listener = match support::bind("chat", listen).await {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("chat: cannot listen on {listen}: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         let addr = listener.local_addr().unwrap_or(listen);
         println!("listening on {addr}");
         println!("open http://{addr}/ in a few tabs");
-        match wsdrain::serve(listener, app, &controller).await {
-            Ok(report) => {
-                println!("drained: {report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("chat: server error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        support::finish("chat", wsdrain::serve(listener, app, &controller).await)
     })
 }

@@ -18,7 +18,8 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite::{Message, protocol::CloseFrame};
 
-/// Path of a built example (cargo builds examples for `cargo test`).
+/// Path of a built example (`cargo test --workspace` builds every member's
+/// examples; a single test target does not).
 pub fn example(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap();
     dir.pop();
@@ -28,7 +29,7 @@ pub fn example(name: &str) -> PathBuf {
     let path = dir.join("examples").join(name);
     assert!(
         path.exists(),
-        "{} not built: run `cargo build --examples`",
+        "{} not built: run `cargo build --workspace --all-features --examples`",
         path.display()
     );
     path

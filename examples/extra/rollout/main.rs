@@ -7,7 +7,7 @@
 //!
 //! ```sh
 //! cargo build --release --example echo
-//! cargo run --release --features client --example rollout -- \
+//! cargo run --release -p wsdrain-examples --example rollout -- \
 //!     --replicas 3 --clients 300 --rounds 1 --baseline --json report.json --plot rollout.svg
 //! ```
 //!
@@ -24,7 +24,7 @@
 //!
 //! ```sh
 //! cargo build --release --example sse
-//! cargo run --release --features client --example rollout -- \
+//! cargo run --release -p wsdrain-examples --example rollout -- \
 //!     --transport sse --replicas 3 --clients 1000 --baseline --json sse.json
 //! ```
 

@@ -4,7 +4,7 @@
 //! Run with (next to `cargo run --example echo`)
 //!
 //! ```sh
-//! cargo run --features client --example client -- --url ws://127.0.0.1:3000/ws
+//! cargo run -p wsdrain-examples --example client -- --url ws://127.0.0.1:3000/ws
 //! ```
 //!
 //! Lines look like `{"event":"connected","connection":1}`,
@@ -23,12 +23,13 @@
 //! (default 500), `--header 'K: V'` (repeatable, added to the upgrade
 //! request), `--health` (probe the same origin's `/readyz` before each
 //! reconnect), `--health-url URL`, `--ca PEM` (trust this CA for `wss://`,
-//! e.g. the certificate `cargo run --example tls -- --write-cert cert.pem`
+//! e.g. the certificate `cargo run -p wsdrain-examples --example tls -- --write-cert cert.pem`
 //! writes), `--no-handover` (deliver the drain notice as a message).
 
 use std::{process::ExitCode, time::Duration};
 
 use serde_json::{Value, json};
+use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
 use wsdrain::client::{Event, GiveUp, Message, Reconnect, SendError, Wait};
 
 struct Args {
@@ -201,11 +202,14 @@ fn reconnect(args: &Args) -> Result<Reconnect, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
+    // `RUST_LOG` as a level per target (`wsdrain_client=debug,warn`).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
     let args = match parse_args() {
         Ok(a) => a,

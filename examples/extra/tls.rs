@@ -5,7 +5,7 @@
 //! Run with
 //!
 //! ```sh
-//! cargo run --example tls -- --listen 127.0.0.1:3443 --write-cert cert.pem
+//! cargo run -p wsdrain-examples --example tls -- --listen 127.0.0.1:3443 --write-cert cert.pem
 //! ```
 //!
 //! Without `--cert PATH --key PATH` (PEM files: a certificate chain and a
@@ -24,7 +24,7 @@
 //! the drain reaches Closed, then plain HTTP connections get at most half
 //! the deadline margin to finish.
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::{
@@ -57,7 +57,7 @@ use tokio_rustls::{
     },
     server::TlsStream,
 };
-use wsdrain::{DrainController, DrainLayer, GracefulSocket, GracefulUpgrade};
+use wsdrain::{DrainController, DrainLayer, GracefulUpgrade};
 
 /// How long a client may take over its TLS handshake; a stalled one must not
 /// hold a task forever.
@@ -210,20 +210,6 @@ impl AsyncWrite for CloseNotifyOnDrop {
     }
 }
 
-async fn echo(mut socket: GracefulSocket) {
-    while let Some(msg) = socket.recv().await {
-        match msg {
-            Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
-                if socket.send(msg).await.is_err() {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-}
-
 /// Accepts TLS connections until the drain is Closed, then gives plain HTTP
 /// connections a bounded time to finish (sessions are the controller's).
 async fn accept_loop(
@@ -311,7 +297,7 @@ fn main() -> ExitCode {
             .route(
                 "/ws",
                 get(|upgrade: GracefulUpgrade| async move {
-                    let response: Response = upgrade.on_upgrade(echo);
+                    let response: Response = upgrade.on_upgrade(support::echo);
                     response
                 }),
             )
@@ -324,19 +310,16 @@ fn main() -> ExitCode {
                         .collect();
                     let response: Response = upgrade.on_upgrade(move |mut socket| async move {
                         if socket.send(Message::text(seen)).await.is_ok() {
-                            echo(socket).await;
+                            support::echo(socket).await;
                         }
                     });
                     response
                 }),
             )
             .layer(DrainLayer::new(controller.drain()));
-        let listener = match TcpListener::bind(args.listen).await {
+        let listener = match support::bind("tls", args.listen).await {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("tls: cannot listen on {}: {e}", args.listen);
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         println!(
             "listening on {}",
