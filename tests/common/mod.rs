@@ -47,12 +47,19 @@ impl Server {
     pub fn start(name: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut cmd = Command::new(example(name));
         cmd.args(["--listen", "127.0.0.1:0"]).args(args);
-        cmd.env_remove("KUBERNETES_SERVICE_HOST");
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "warn");
-        }
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        Server::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a server that prints `listening on ADDR` first) outside
+    /// Kubernetes, logging warnings unless `RUST_LOG` says otherwise.
+    pub fn spawn(mut cmd: Command) -> Server {
+        cmd.env_remove("KUBERNETES_SERVICE_HOST");
+        let set = cmd.get_envs().any(|(k, _)| k == "RUST_LOG");
+        if !set && std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
