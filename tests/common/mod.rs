@@ -498,3 +498,43 @@ impl InProc {
         }
     }
 }
+
+/// The policy an example started with `env` runs on (outside Kubernetes).
+pub fn policy_of(env: &[(&str, &str)]) -> wsdrain::DrainPolicy {
+    wsdrain::DrainPolicy::builder()
+        .env(|name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// Checks that `ends` (when each of the sessions at Closing was seen to end)
+/// follow the close schedule: `ends.len()` turns evenly spaced over `span`
+/// from a moment no earlier than `closing`. The `k`-th end never comes
+/// before the `k`-th turn: timers never fire early, so this holds however
+/// loaded the machine is, and catches any burst ahead of the schedule. None
+/// comes more than `slack` after it, which catches turns bunched late.
+pub fn assert_paced(ends: &[Instant], closing: Instant, span: Duration, slack: Duration) {
+    let mut ends = ends.to_vec();
+    ends.sort_unstable();
+    let n = ends.len() as u128;
+    for (k, end) in ends.iter().enumerate() {
+        // The schedule's own arithmetic: whole nanoseconds, rounded down.
+        let offset = span.as_nanos() * k as u128 / n.max(1);
+        let turn = closing + Duration::from_nanos(u64::try_from(offset).unwrap());
+        assert!(
+            *end >= turn,
+            "end {k} of {n} came {:?} before its turn: ahead of the schedule",
+            turn - *end
+        );
+        assert!(
+            *end <= turn + slack,
+            "end {k} of {n} came {:?} after its turn (slack {slack:?})",
+            *end - turn
+        );
+    }
+}
