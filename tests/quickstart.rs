@@ -193,6 +193,9 @@ fn a_second_sigint_forces_the_end(flavor: &str) {
     }
 }
 
+/// A test of this binary: its name and what it runs.
+type Case = (&'static str, Box<dyn FnOnce() + Send>);
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -213,32 +216,36 @@ fn main() -> ExitCode {
     if args.contains(&"--list") {
         return ExitCode::SUCCESS;
     }
-    let cases: Vec<(String, Box<dyn FnOnce() + Send>)> = vec![
+    let cases: Vec<Case> = vec![
         (
-            "plain main, SIGINT".into(),
+            "plain_main_drains_on_sigint",
             Box::new(|| one_signal_drains("plain", Signal::SIGINT)),
         ),
         (
-            "plain main, SIGTERM".into(),
+            "plain_main_drains_on_sigterm",
             Box::new(|| one_signal_drains("plain", Signal::SIGTERM)),
         ),
         (
-            "#[tokio::main], SIGINT".into(),
+            "tokio_main_drains_on_sigint",
             Box::new(|| one_signal_drains("tokio-main", Signal::SIGINT)),
         ),
         (
-            "#[tokio::main], SIGTERM".into(),
+            "tokio_main_drains_on_sigterm",
             Box::new(|| one_signal_drains("tokio-main", Signal::SIGTERM)),
         ),
         (
-            "#[tokio::main], a second SIGINT".into(),
+            "tokio_main_second_sigint_forces_the_end",
             Box::new(|| a_second_sigint_forces_the_end("tokio-main")),
         ),
     ];
+    let cases: Vec<_> = cases
+        .into_iter()
+        .filter(|(name, _)| common::selected(name))
+        .collect();
     println!("\nrunning {} tests", cases.len());
     let start = Instant::now();
     // Each case is its own process; they run side by side.
-    let results: Vec<(String, bool)> = std::thread::scope(|scope| {
+    let results: Vec<(&str, bool)> = std::thread::scope(|scope| {
         let runs: Vec<_> = cases
             .into_iter()
             .map(|(name, case)| (name, scope.spawn(case)))

@@ -538,3 +538,26 @@ pub fn assert_paced(ends: &[Instant], closing: Instant, span: Duration, slack: D
         );
     }
 }
+
+/// For the tests with their own `main` (`harness = false`): whether the test
+/// `name` runs under the command line's filters, read as libtest reads them
+/// (positional arguments are substring filters, `--exact` makes them whole
+/// names, `--skip` excludes; no filter runs every test).
+pub fn selected(name: &str) -> bool {
+    const WITH_VALUE: [&str; 5] = ["--test-threads", "--format", "--color", "--logfile", "-Z"];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let exact = args.iter().any(|a| a == "--exact");
+    let matches = |f: &str| if exact { name == f } else { name.contains(f) };
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--skip" {
+            skips.extend(it.next());
+        } else if WITH_VALUE.contains(&arg.as_str()) {
+            it.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
+    }
+    (filters.is_empty() || filters.iter().any(|f| matches(f))) && !skips.iter().any(|s| matches(s))
+}
