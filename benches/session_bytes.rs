@@ -13,8 +13,11 @@
 //!    session cost are the same in both runs, so the difference of live heap,
 //!    divided by N, is what wsdrain costs (registration + signal +
 //!    `GracefulSocket` + the session task's additions). Target: ≤ 256 bytes.
+//!
+//! `-- --gate` (scripts/perf-gate) also holds the worst round of part 2 to
+//! [`CEILING`] and exits 1 past it.
 
-use std::{alloc::System, net::SocketAddr, time::Duration};
+use std::{alloc::System, net::SocketAddr};
 
 use cap::Cap;
 use futures_util::{SinkExt, StreamExt};
@@ -25,6 +28,10 @@ mod support;
 
 #[global_allocator]
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
+
+/// `--gate`: heap wsdrain may add per live WebSocket session (DESIGN's
+/// target; 160–176 B today).
+const CEILING: f64 = 256.0;
 
 fn live_heap() -> i64 {
     ALLOC.allocated() as i64
@@ -44,8 +51,7 @@ fn registration(n: usize) -> f64 {
 }
 
 async fn settle() {
-    // Let the server tasks finish their work and free what they freed.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    support::settle(live_heap).await;
 }
 
 /// Live heap added by `n` idle sessions on the server at `addr` (and their clients).
@@ -133,13 +139,24 @@ fn main() {
     );
     println!("| round | raw axum B/session | wsdrain B/session | wsdrain adds (target <= 256) |");
     println!("|---|---|---|---|");
-    for (round, r, g) in rows {
-        let nf = n as f64;
+    let nf = n as f64;
+    for &(round, r, g) in &rows {
         println!(
             "| {round} | {:.0} | {:.0} | {:.1} |",
             r as f64 / nf,
             g as f64 / nf,
             (g - r) as f64 / nf
         );
+    }
+    if support::gate_mode() {
+        let worst = rows
+            .iter()
+            .map(|&(_, r, g)| (g - r) as f64 / nf)
+            .fold(f64::MIN, f64::max);
+        support::gate_exit(&[support::gate(
+            "heap_bytes_per_websocket_session",
+            worst,
+            CEILING,
+        )]);
     }
 }

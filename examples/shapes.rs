@@ -14,7 +14,7 @@
 //!
 //! | shape | what the handler does |
 //! |---|---|
-//! | `owned-reader` | holds the socket, echoes what it reads |
+//! | `owned-reader` | holds the socket, echoes what it reads (after a failed echo it reads on, to the end) |
 //! | `owned-push` | holds the socket, never reads, pushes a tick every 200 ms |
 //! | `split-chat` | axum's chat example: `split()`, a send task and a recv task spawned, `select!` on their handles |
 //! | `push-spawned` | `split()`, drops the stream, pushes from a spawned task every 200 ms, awaits it |
@@ -22,9 +22,18 @@
 //! | `hub` | sinks kept in a shared map fed by one broadcaster; the handler only reads |
 //! | `early-return` | spawns one task with both halves (echo) and returns at once |
 //!
-//! It prints `listening on ADDR`, `session` when a handler starts, and at exit
-//! the drain report and `cleanups: N`: how many handlers ran the code after
-//! their socket loop.
+//! It prints `listening on ADDR`, then one line per observation, each
+//! starting with the client's port (the session's name here):
+//!
+//! * `PORT session`: the handler started;
+//! * `PORT recv ended; received N`: a reader saw its stream end after N data
+//!   messages (`PORT recv failed: ERROR; received N` if it ended in an error);
+//! * `PORT send failed: closing; sent N`: a writer's send failed with
+//!   `Error::Closing` after N successful sends (`failed: ERROR` for any other
+//!   error, `failed: timed out` for a hub send that took a whole tick);
+//!
+//! and at exit the drain report and `cleanups: N`: how many handlers ran the
+//! code after their socket loop.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -42,7 +51,7 @@ use std::{
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt, stream::SplitSink};
 use tokio::sync::broadcast;
-use wsdrain::{DrainController, DrainLayer, GracefulSocket, GracefulUpgrade};
+use wsdrain::{DrainController, DrainLayer, GracefulSocket, GracefulUpgrade, ws};
 
 /// What the shapes need of a stack's message type.
 trait Msg: Send + Sync + 'static {
@@ -68,18 +77,47 @@ impl Msg for tokio_tungstenite::tungstenite::Message {
     }
 }
 
+/// A drained socket's error, as the shapes report it.
+trait Failure: Send {
+    /// `closing` for `Error::Closing`, else the error itself.
+    fn describe(&self) -> String;
+}
+
+impl<E: std::fmt::Debug + Send> Failure for ws::Error<E> {
+    fn describe(&self) -> String {
+        if self.is_closing() {
+            "closing".into()
+        } else {
+            format!("{self:?}")
+        }
+    }
+}
+
 /// A drained socket of either stack, as the shapes use it.
 trait Socket<M: Msg>:
     Stream<Item = Result<M, Self::Err>> + Sink<M, Error = Self::Err> + Unpin + Send + 'static
 {
-    type Err: Send;
+    type Err: Failure;
 }
 
-impl<T, M: Msg, E: Send> Socket<M> for T
+impl<T, M: Msg, E: Failure> Socket<M> for T
 where
     T: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Unpin + Send + 'static,
 {
     type Err = E;
+}
+
+/// Reports a reader's end: its stream ended (`None`) or failed.
+fn recv_ended<E: Failure>(port: u16, end: Option<E>, received: usize) {
+    match end {
+        None => println!("{port} recv ended; received {received}"),
+        Some(e) => println!("{port} recv failed: {}; received {received}", e.describe()),
+    }
+}
+
+/// Reports a writer's first failed send.
+fn send_failed<E: Failure>(port: u16, error: &E, sent: usize) {
+    println!("{port} send failed: {}; sent {sent}", error.describe());
 }
 
 static CLEANUPS: AtomicUsize = AtomicUsize::new(0);
@@ -90,19 +128,59 @@ fn cleanup() {
 
 const TICK: Duration = Duration::from_millis(200);
 
-async fn push<M: Msg, S: Sink<M> + Unpin>(sink: &mut S, every: Duration) {
+/// Pushes a tick every `every` until a send fails, and says so.
+async fn push<M: Msg, S: Sink<M, Error = E> + Unpin, E: Failure>(
+    port: u16,
+    sink: &mut S,
+    every: Duration,
+) {
+    let mut sent = 0;
     loop {
-        if sink.send(M::text("tick")).await.is_err() {
-            return;
+        if let Err(e) = sink.send(M::text("tick")).await {
+            return send_failed(port, &e, sent);
         }
+        sent += 1;
         tokio::time::sleep(every).await;
     }
 }
 
+/// Echoes what `socket` reads; with `read_on`, a failed echo does not end
+/// the reading (the rest is read, not echoed).
+async fn echo<M: Msg, S: Socket<M>>(port: u16, mut socket: S, read_on: bool) {
+    let (mut received, mut sent, mut failed) = (0, 0, false);
+    let end = loop {
+        match socket.next().await {
+            Some(Ok(msg)) if msg.is_data() => {
+                received += 1;
+                if failed {
+                    continue;
+                }
+                match socket.send(msg).await {
+                    Ok(()) => sent += 1,
+                    Err(e) => {
+                        send_failed(port, &e, sent);
+                        if !read_on {
+                            return;
+                        }
+                        failed = true;
+                    }
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break Some(e),
+            None => break None,
+        }
+    };
+    recv_ended(port, end, received);
+}
+
+/// A sink in the hub, and how many sends it took.
+type HubEntry<M, S> = (SplitSink<S, M>, usize);
+
 /// The shared state of the `hub` and `split-chat` shapes.
 struct Shared<M, S> {
-    hub: Mutex<HashMap<usize, SplitSink<S, M>>>,
-    next: AtomicUsize,
+    /// By the client's port.
+    hub: Mutex<HashMap<u16, HubEntry<M, S>>>,
     chat: broadcast::Sender<String>,
 }
 
@@ -110,46 +188,56 @@ impl<M: Msg, S: Socket<M>> Shared<M, S> {
     fn new() -> Arc<Self> {
         Arc::new(Shared {
             hub: Mutex::new(HashMap::new()),
-            next: AtomicUsize::new(0),
             chat: broadcast::channel(64).0,
         })
     }
 }
 
-async fn shape<M: Msg, S: Socket<M>>(name: &str, socket: S, shared: Arc<Shared<M, S>>) {
-    println!("session");
+/// Runs shape `name` on the session of the client at `port`.
+async fn shape<M: Msg, S: Socket<M>>(name: &str, port: u16, socket: S, shared: Arc<Shared<M, S>>) {
+    println!("{port} session");
     match name {
         "owned-reader" => {
-            let mut socket = socket;
-            while let Some(Ok(msg)) = socket.next().await {
-                if msg.is_data() && socket.send(msg).await.is_err() {
-                    break;
-                }
-            }
+            echo(port, socket, true).await;
             cleanup();
         }
         "owned-push" => {
             let mut socket = socket;
-            push(&mut socket, TICK).await;
+            push(port, &mut socket, TICK).await;
             cleanup();
         }
         "split-chat" => {
             let (mut sink, mut stream) = socket.split();
             let mut rx = shared.chat.subscribe();
             let mut send_task = tokio::spawn(async move {
-                while let Ok(line) = rx.recv().await {
-                    if sink.send(M::text(&line)).await.is_err() {
-                        break;
+                let mut sent = 0;
+                loop {
+                    let line = match rx.recv().await {
+                        Ok(line) => line,
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    if let Err(e) = sink.send(M::text(&line)).await {
+                        return send_failed(port, &e, sent);
                     }
+                    sent += 1;
                 }
             });
             let chat = shared.chat.clone();
             let mut recv_task = tokio::spawn(async move {
-                while let Some(Ok(msg)) = stream.next().await {
-                    if msg.is_data() {
-                        let _ = chat.send("someone wrote".into());
+                let mut received = 0;
+                let end = loop {
+                    match stream.next().await {
+                        Some(Ok(msg)) if msg.is_data() => {
+                            received += 1;
+                            let _ = chat.send("someone wrote".into());
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => break Some(e),
+                        None => break None,
                     }
-                }
+                };
+                recv_ended(port, end, received);
             });
             tokio::select! {
                 _ = &mut send_task => recv_task.abort(),
@@ -166,42 +254,42 @@ async fn shape<M: Msg, S: Socket<M>>(name: &str, socket: S, shared: Arc<Shared<M
             };
             let (mut sink, stream) = socket.split();
             drop(stream);
-            let pusher = tokio::spawn(async move { push(&mut sink, every).await });
+            let pusher = tokio::spawn(async move { push(port, &mut sink, every).await });
             let _ = pusher.await;
             cleanup();
         }
         "hub" => {
             let (sink, mut stream) = socket.split();
-            let id = shared.next.fetch_add(1, Ordering::Relaxed);
             shared
                 .hub
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(id, sink);
-            while let Some(Ok(_)) = stream.next().await {}
+                .insert(port, (sink, 0));
+            let mut received = 0;
+            let end = loop {
+                match stream.next().await {
+                    Some(Ok(msg)) => received += usize::from(msg.is_data()),
+                    Some(Err(e)) => break Some(e),
+                    None => break None,
+                }
+            };
+            recv_ended(port, end, received);
             shared
                 .hub
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+                .remove(&port);
             cleanup();
         }
         "early-return" => {
-            let (mut sink, mut stream) = socket.split();
-            tokio::spawn(async move {
-                while let Some(Ok(msg)) = stream.next().await {
-                    if msg.is_data() && sink.send(msg).await.is_err() {
-                        break;
-                    }
-                }
-            });
+            tokio::spawn(echo(port, socket, false));
             cleanup();
         }
         other => eprintln!("shapes: unknown shape {other:?}"),
     }
 }
 
-/// Feeds every sink in the hub; a sink whose session is closing is dropped.
+/// Feeds every sink in the hub; a sink whose send fails is dropped.
 async fn broadcaster<M: Msg, S: Socket<M>>(shared: Arc<Shared<M, S>>) {
     loop {
         tokio::time::sleep(TICK).await;
@@ -212,10 +300,11 @@ async fn broadcaster<M: Msg, S: Socket<M>>(shared: Arc<Shared<M, S>>) {
             .drain()
             .collect();
         let mut kept = Vec::with_capacity(sinks.len());
-        for (id, mut sink) in sinks {
-            let sent = tokio::time::timeout(TICK, sink.send(M::text("news"))).await;
-            if matches!(sent, Ok(Ok(()))) {
-                kept.push((id, sink));
+        for (port, (mut sink, sent)) in sinks {
+            match tokio::time::timeout(TICK, sink.send(M::text("news"))).await {
+                Ok(Ok(())) => kept.push((port, (sink, sent + 1))),
+                Ok(Err(e)) => send_failed(port, &e, sent),
+                Err(_) => println!("{port} send failed: timed out; sent {sent}"),
             }
         }
         shared
@@ -261,17 +350,20 @@ async fn serve_axum(
     listener: tokio::net::TcpListener,
     name: &'static str,
 ) -> std::io::Result<wsdrain::DrainReport> {
-    use axum::{Router, routing::get};
+    use axum::{Router, extract::ConnectInfo, routing::get};
     let shared = Shared::<axum::extract::ws::Message, GracefulSocket>::new();
     tokio::spawn(broadcaster(shared.clone()));
     let app = Router::new()
         .route(
             "/ws",
-            get(move |upgrade: GracefulUpgrade| async move {
-                upgrade.on_upgrade(move |socket| shape(name, socket, shared))
-            }),
+            get(
+                move |ConnectInfo(peer): ConnectInfo<SocketAddr>, upgrade: GracefulUpgrade| async move {
+                    upgrade.on_upgrade(move |socket| shape(name, peer.port(), socket, shared))
+                },
+            ),
         )
         .layer(DrainLayer::new(controller.drain()));
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     wsdrain::serve(listener, app, controller).await
 }
 
@@ -286,14 +378,14 @@ async fn serve_tungstenite(
     let drain = controller.drain();
     let accepting = async {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
             let drain = drain.clone();
             let shared = shared.clone();
             tokio::spawn(async move {
                 let _ = wsdrain::tungstenite::accept(&drain, tcp, move |socket| {
-                    shape(name, socket, shared)
+                    shape(name, peer.port(), socket, shared)
                 })
                 .await;
             });

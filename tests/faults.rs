@@ -27,6 +27,10 @@ use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle, time::timeout};
 use wsdrain::{GracefulSocket, GracefulUpgrade};
 
 const GRACE: Duration = Duration::from_secs(6);
+/// The forced end: `GRACE` less the policy's default 2 s margin.
+const DEADLINE: Duration = Duration::from_secs(4);
+/// What `serve` gives open HTTP connections after Closed: half the margin.
+const LINGER: Duration = Duration::from_secs(1);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Short timings for the process tests: the forced end comes 4 s after SIGTERM.
@@ -66,11 +70,13 @@ async fn assert_closed_1001(
     }
 }
 
-/// SIGTERM already sent at `t0`: the process exits 0 before the grace period
-/// ends; returns its drain report line.
+/// SIGTERM already sent at `t0`: the drain ends before its deadline (no
+/// forced end) and the process exits 0 at most `serve`'s linger after it;
+/// returns its drain report line.
 async fn exits_by_deadline(server: Server, t0: Instant) -> String {
     let (code, server) = tokio::task::spawn_blocking(move || {
         let mut server = server;
+        // Past the grace period the kubelet would kill it: a failure, not a hang.
         let limit = GRACE.saturating_sub(t0.elapsed());
         let (code, _) = server.wait_exit(limit);
         (code, server)
@@ -79,12 +85,19 @@ async fn exits_by_deadline(server: Server, t0: Instant) -> String {
     .unwrap();
     let took = t0.elapsed();
     assert_eq!(code, Some(0), "exit status");
-    assert!(took < GRACE, "exited after {took:?}");
     let report = server
         .rest()
         .into_iter()
         .find_map(|l| l.strip_prefix("drained: ").map(str::to_owned))
         .expect("a drain report");
+    assert!(
+        !report.contains("(forced end"),
+        "the drain ran to its deadline: {report}"
+    );
+    assert!(
+        took < DEADLINE + LINGER,
+        "exited {took:?} after SIGTERM, past the deadline ({DEADLINE:?}) and the linger: {report}"
+    );
     eprintln!("exit 0 after {took:?}: {report}");
     report
 }

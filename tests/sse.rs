@@ -17,6 +17,8 @@ use tokio::{
 
 const SSE: usize = 200;
 const NDJSON: usize = 20;
+/// What a loaded 2-core machine may add to a stream's end after its turn.
+const SLACK: Duration = Duration::from_millis(1500);
 
 const ENV: &[(&str, &str)] = &[
     ("WSDRAIN_DRAIN_DELAY", "500ms"),
@@ -197,24 +199,16 @@ async fn sse_and_ndjson_streams_end_paced_and_clean() {
     hints.dedup();
     assert!(hints.len() > SSE / 2, "hints differ per stream");
 
-    // Ends spread over the span (220 at the minimum rate of 100/s: 2.2 s).
-    let first = *ends.iter().min().unwrap();
-    let last = *ends.iter().max().unwrap();
-    assert!(
-        last - first >= Duration::from_millis(1500),
-        "spread: {:?}",
-        last - first
-    );
-    let buckets = ((last - first).as_millis() / 100 + 1) as usize;
-    let mut per = vec![0usize; buckets];
-    for e in &ends {
-        per[((*e - first).as_millis() / 100) as usize] += 1;
-    }
-    let mean = ends.len() as f64 / buckets as f64;
-    let peak = *per.iter().max().unwrap() as f64;
-    assert!(
-        peak <= 1.5 * mean + 1.0,
-        "peak {peak} vs mean {mean}: {per:?}"
+    // Ends paced by the close schedule (220 at the minimum rate of 100/s:
+    // 2.2 s), counted against it: never ahead, never far behind. How evenly
+    // the schedule spreads is the scheduler's paused-time unit test; the peak
+    // per 100 ms is measured (close_spread, the SSE rollout: PERFORMANCE.md).
+    let policy = common::policy_of(ENV);
+    common::assert_paced(
+        &ends,
+        t0 + policy.drain_delay(),
+        policy.close_span(SSE + NDJSON),
+        SLACK,
     );
 
     let (code, _) = server.wait_exit(Duration::from_secs(15));

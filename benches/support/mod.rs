@@ -316,3 +316,44 @@ pub fn load() -> String {
     let parts: Vec<&str> = load.split_whitespace().take(3).collect();
     format!("load {}", parts.join(" "))
 }
+
+/// `--gate` (scripts/perf-gate): hold the bench's deterministic figures to
+/// their ceilings.
+pub fn gate_mode() -> bool {
+    std::env::args().any(|a| a == "--gate")
+}
+
+/// One figure for `--gate`: prints a machine-readable line,
+/// `gate name=NAME value=VALUE ceiling=CEILING result=pass|fail`, and
+/// returns whether `value` is within `ceiling`.
+pub fn gate(name: &str, value: f64, ceiling: f64) -> bool {
+    let pass = value <= ceiling;
+    println!(
+        "gate name={name} value={value:.4} ceiling={ceiling} result={}",
+        if pass { "pass" } else { "fail" }
+    );
+    pass
+}
+
+/// Ends a `--gate` run: exit code 1 if any figure was past its ceiling.
+pub fn gate_exit(passed: &[bool]) -> ! {
+    std::process::exit(if passed.iter().all(|p| *p) { 0 } else { 1 })
+}
+
+/// Waits until `live_heap` stops changing (at least 300 ms, at most 5 s):
+/// every task has done its work and freed what it frees, however loaded
+/// the machine is.
+pub async fn settle(live_heap: fn() -> i64) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut last = live_heap();
+    let mut same = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = live_heap();
+        same = if now == last { same + 1 } else { 0 };
+        if same == 3 {
+            return;
+        }
+        last = now;
+    }
+}

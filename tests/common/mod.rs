@@ -48,12 +48,19 @@ impl Server {
     pub fn start(name: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut cmd = Command::new(example(name));
         cmd.args(["--listen", "127.0.0.1:0"]).args(args);
-        cmd.env_remove("KUBERNETES_SERVICE_HOST");
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "warn");
-        }
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        Server::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a server that prints `listening on ADDR` first) outside
+    /// Kubernetes, logging warnings unless `RUST_LOG` says otherwise.
+    pub fn spawn(mut cmd: Command) -> Server {
+        cmd.env_remove("KUBERNETES_SERVICE_HOST");
+        let set = cmd.get_envs().any(|(k, _)| k == "RUST_LOG");
+        if !set && std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
@@ -491,4 +498,67 @@ impl InProc {
             task,
         }
     }
+}
+
+/// The policy an example started with `env` runs on (outside Kubernetes).
+pub fn policy_of(env: &[(&str, &str)]) -> wsdrain::DrainPolicy {
+    wsdrain::DrainPolicy::builder()
+        .env(|name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// Checks that `ends` (when each of the sessions at Closing was seen to end)
+/// follow the close schedule: `ends.len()` turns evenly spaced over `span`
+/// from a moment no earlier than `closing`. The `k`-th end never comes
+/// before the `k`-th turn: timers never fire early, so this holds however
+/// loaded the machine is, and catches any burst ahead of the schedule. None
+/// comes more than `slack` after it, which catches turns bunched late.
+pub fn assert_paced(ends: &[Instant], closing: Instant, span: Duration, slack: Duration) {
+    let mut ends = ends.to_vec();
+    ends.sort_unstable();
+    let n = ends.len() as u128;
+    for (k, end) in ends.iter().enumerate() {
+        // The schedule's own arithmetic: whole nanoseconds, rounded down.
+        let offset = span.as_nanos() * k as u128 / n.max(1);
+        let turn = closing + Duration::from_nanos(u64::try_from(offset).unwrap());
+        assert!(
+            *end >= turn,
+            "end {k} of {n} came {:?} before its turn: ahead of the schedule",
+            turn - *end
+        );
+        assert!(
+            *end <= turn + slack,
+            "end {k} of {n} came {:?} after its turn (slack {slack:?})",
+            *end - turn
+        );
+    }
+}
+
+/// For the tests with their own `main` (`harness = false`): whether the test
+/// `name` runs under the command line's filters, read as libtest reads them
+/// (positional arguments are substring filters, `--exact` makes them whole
+/// names, `--skip` excludes; no filter runs every test).
+pub fn selected(name: &str) -> bool {
+    const WITH_VALUE: [&str; 5] = ["--test-threads", "--format", "--color", "--logfile", "-Z"];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let exact = args.iter().any(|a| a == "--exact");
+    let matches = |f: &str| if exact { name == f } else { name.contains(f) };
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--skip" {
+            skips.extend(it.next());
+        } else if WITH_VALUE.contains(&arg.as_str()) {
+            it.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
+    }
+    (filters.is_empty() || filters.iter().any(|f| matches(f))) && !skips.iter().any(|s| matches(s))
 }

@@ -300,7 +300,10 @@ mod tests {
         let stuck = drain.register_session().unwrap();
         let t0 = Instant::now();
         c.begin();
-        let report = c.run().await;
+        // Bounded, so that a missing deadline fails here instead of hanging.
+        let report = tokio::time::timeout(Duration::from_secs(60), c.run())
+            .await
+            .expect("the forced end came");
         assert_eq!(Instant::now() - t0, Duration::from_secs(28));
         assert_eq!(report.forced_by, Some(ForcedBy::Deadline));
         assert_eq!(report.forced, 1);
