@@ -149,21 +149,21 @@ fn main() -> ExitCode {
         return plain(args);
     }
     // The opt-in admin endpoint (`WSDRAIN_ADMIN_TOKEN`): off by default.
-    let admin = match wsdrain::axum::AdminConfig::from_env() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("echo: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // Policy, signals (while this is the only thread), then the runtime.
-    let support::Started {
-        controller,
-        signals: _signals,
-        runtime,
-    } = match support::start("echo") {
-        Ok(s) => s,
-        Err(code) => return code,
+    let admin = wsdrain::axum::AdminConfig::from_env()
+        .map_err(|e| eprintln!("echo: bad configuration: {e}"));
+    // Policy, signals (while this is the only thread), then the runtime;
+    // every bad setting is reported, the admin endpoint's and the policy's.
+    let (
+        admin,
+        support::Started {
+            controller,
+            signals: _signals,
+            runtime,
+        },
+    ) = match (admin, support::start("echo")) {
+        (Ok(admin), Ok(started)) => (admin, started),
+        (_, Err(code)) => return code,
+        (Err(()), Ok(_)) => return ExitCode::from(2),
     };
     runtime.block_on(async {
         let read_buffer = args.read_buffer;
@@ -214,7 +214,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            println!("listening on unix:{}", path.display());
+            support::announce(format_args!("unix:{}", path.display()), &controller);
             let served = wsdrain::serve(listener, app, &controller).await;
             let _ = std::fs::remove_file(path);
             return support::finish("echo", served);
@@ -223,8 +223,7 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(code) => return code,
         };
-        let addr = listener.local_addr().unwrap_or(args.listen);
-        println!("listening on {addr}");
+        support::announce(listener.local_addr().unwrap_or(args.listen), &controller);
         if let Some(admin) = admin {
             let trigger = controller.trigger();
             tokio::spawn(async move {
