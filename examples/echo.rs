@@ -7,9 +7,13 @@
 //! cargo run --example echo -- --listen 127.0.0.1:3000
 //! ```
 //!
-//! The policy comes from `WSDRAIN_*` variables (e.g. `WSDRAIN_DRAIN_DELAY=1s`).
-//! It prints `listening on <addr>`, and the drain report on exit (code 0). A
-//! bad setting prints one line naming it and exits with code 2.
+//! The policy comes from `WSDRAIN_*` variables (e.g. `WSDRAIN_DRAIN_DELAY=3s`
+//! holds the Draining phase 3 s, long enough to watch `/readyz` turn 503).
+//! It prints `listening on <addr>`, then the policy and what SIGTERM will do,
+//! and the drain report on exit (code 0). Bad settings are named, all at
+//! once, and it exits with code 2; a misspelled `WSDRAIN_*` name is logged
+//! with the nearest setting. Logs go to stderr (`RUST_LOG=warn`,
+//! `RUST_LOG=wsdrain=debug,info`: a level per target).
 //!
 //! With `WSDRAIN_ADMIN_TOKEN` set it also serves the admin endpoint
 //! (`POST /drain` with `Authorization: Bearer <token>`) on
