@@ -7,9 +7,13 @@
 //! cargo run --example echo -- --listen 127.0.0.1:3000
 //! ```
 //!
-//! The policy comes from `WSDRAIN_*` variables (e.g. `WSDRAIN_DRAIN_DELAY=1s`).
-//! It prints `listening on <addr>`, and the drain report on exit (code 0). A
-//! bad setting prints one line naming it and exits with code 2.
+//! The policy comes from `WSDRAIN_*` variables (e.g. `WSDRAIN_DRAIN_DELAY=3s`
+//! holds the Draining phase 3 s, long enough to watch `/readyz` turn 503).
+//! It prints `listening on <addr>`, then the policy and what SIGTERM will do,
+//! and the drain report on exit (code 0). Bad settings are named, all at
+//! once, and it exits with code 2; a misspelled `WSDRAIN_*` name is logged
+//! with the nearest setting. Logs go to stderr (`RUST_LOG=warn`,
+//! `RUST_LOG=wsdrain=debug,info`: a level per target).
 //!
 //! With `WSDRAIN_ADMIN_TOKEN` set it also serves the admin endpoint
 //! (`POST /drain` with `Authorization: Bearer <token>`) on
@@ -149,21 +153,21 @@ fn main() -> ExitCode {
         return plain(args);
     }
     // The opt-in admin endpoint (`WSDRAIN_ADMIN_TOKEN`): off by default.
-    let admin = match wsdrain::axum::AdminConfig::from_env() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("echo: bad configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // Policy, signals (while this is the only thread), then the runtime.
-    let support::Started {
-        controller,
-        signals: _signals,
-        runtime,
-    } = match support::start("echo") {
-        Ok(s) => s,
-        Err(code) => return code,
+    let admin = wsdrain::axum::AdminConfig::from_env()
+        .map_err(|e| eprintln!("echo: bad configuration: {e}"));
+    // Policy, signals (while this is the only thread), then the runtime;
+    // every bad setting is reported, the admin endpoint's and the policy's.
+    let (
+        admin,
+        support::Started {
+            controller,
+            signals: _signals,
+            runtime,
+        },
+    ) = match (admin, support::start("echo")) {
+        (Ok(admin), Ok(started)) => (admin, started),
+        (_, Err(code)) => return code,
+        (Err(()), Ok(_)) => return ExitCode::from(2),
     };
     runtime.block_on(async {
         let read_buffer = args.read_buffer;
@@ -214,7 +218,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            println!("listening on unix:{}", path.display());
+            support::announce(format_args!("unix:{}", path.display()), &controller);
             let served = wsdrain::serve(listener, app, &controller).await;
             let _ = std::fs::remove_file(path);
             return support::finish("echo", served);
@@ -223,8 +227,7 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(code) => return code,
         };
-        let addr = listener.local_addr().unwrap_or(args.listen);
-        println!("listening on {addr}");
+        support::announce(listener.local_addr().unwrap_or(args.listen), &controller);
         if let Some(admin) = admin {
             let trigger = controller.trigger();
             tokio::spawn(async move {

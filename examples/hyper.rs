@@ -107,7 +107,7 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(code) => return code,
         };
-        println!("listening on {}", listener.local_addr().unwrap_or(listen));
+        support::announce(listener.local_addr().unwrap_or(listen), &controller);
         let (report, ()) = tokio::join!(controller.run(), accept_loop(listener, app, &controller));
         println!("drained: {report}");
         ExitCode::SUCCESS

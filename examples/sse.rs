@@ -239,10 +239,7 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(code) => return code,
         };
-        println!(
-            "listening on {}",
-            listener.local_addr().unwrap_or(args.listen)
-        );
+        support::announce(listener.local_addr().unwrap_or(args.listen), &controller);
         support::finish("sse", wsdrain::serve(listener, app, &controller).await)
     })
 }

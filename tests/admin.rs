@@ -80,6 +80,52 @@ fn off_by_default_and_loopback_only() {
     assert!(bad.to_string().contains("WSDRAIN_ADMIN_LISTEN"), "{bad}");
 }
 
+#[test]
+fn public_is_a_boolean_and_every_bad_setting_is_reported_at_once() {
+    let public = |v: &str| {
+        AdminConfig::from_lookup(lookup(&[
+            ("WSDRAIN_ADMIN_TOKEN", TOKEN),
+            ("WSDRAIN_ADMIN_LISTEN", "0.0.0.0:9901"),
+            ("WSDRAIN_ADMIN_PUBLIC", v),
+        ]))
+    };
+    for yes in ["1", "true", "yes", "on", "YES", " On "] {
+        assert!(
+            public(yes).unwrap().is_some(),
+            "{yes:?} allows a public address"
+        );
+    }
+    for no in ["0", "false", "no", "off", "No"] {
+        assert!(
+            matches!(public(no), Err(AdminConfigError::NotLoopback(_))),
+            "{no:?}"
+        );
+    }
+    assert_eq!(
+        public("maybe").unwrap_err().to_string(),
+        r#"WSDRAIN_ADMIN_PUBLIC: "maybe" is not a boolean (write 1, true, yes, on or 0, false, no, off)"#
+    );
+    assert_eq!(
+        public("").unwrap_err(),
+        AdminConfigError::InvalidPublic(String::new()),
+        "empty is refused, not read as no"
+    );
+    let all = AdminConfig::from_lookup(lookup(&[
+        ("WSDRAIN_ADMIN_TOKEN", ""),
+        ("WSDRAIN_ADMIN_LISTEN", "here"),
+        ("WSDRAIN_ADMIN_PUBLIC", "maybe"),
+    ]))
+    .unwrap_err();
+    assert_eq!(all.errors().len(), 3);
+    assert_eq!(
+        all.to_string(),
+        "3 settings refused:\n  \
+         WSDRAIN_ADMIN_TOKEN: the token must be at least 16 bytes\n  \
+         WSDRAIN_ADMIN_LISTEN: invalid address \"here\"\n  \
+         WSDRAIN_ADMIN_PUBLIC: \"maybe\" is not a boolean (write 1, true, yes, on or 0, false, no, off)"
+    );
+}
+
 #[tokio::test]
 async fn drain_needs_the_token_and_its_own_listener() {
     let s = InProc::start(quick_policy().build().unwrap(), echo_router()).await;

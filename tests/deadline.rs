@@ -260,7 +260,7 @@ fn the_process_ends_at_the_deadline_with_every_socket_closed() {
         " 2 clean,",
         " 2 timed out,",
         " 1 forced,",
-        "(forced end: Deadline)",
+        "forced end at the deadline",
     ] {
         assert!(report.contains(want), "{want:?} in {report}");
     }

@@ -276,7 +276,7 @@ async fn rfc8441_websocket_gets_going_away_over_h2() {
         .find(|l| l.starts_with("drained: "));
     let report = report.unwrap();
     assert!(
-        report.contains("1 sessions at closing") && report.contains("1 clean"),
+        report.contains("1 session at closing") && report.contains("1 clean"),
         "{report}"
     );
 }

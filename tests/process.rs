@@ -119,7 +119,10 @@ async fn second_sigterm_ends_at_once() {
     assert_eq!(code, Some(0));
     let report = server.rest().join("\n");
     assert!(report.contains("5 forced"), "{report}");
-    assert!(report.contains("forced end: SecondTrigger"), "{report}");
+    assert!(
+        report.contains("; forced end by a second trigger"),
+        "{report}"
+    );
     for c in clients {
         // Forced: the sessions are dropped without a Close.
         assert!(matches!(c.await.unwrap(), Ending::Abnormal(_)));
@@ -144,4 +147,82 @@ fn bad_configuration_exits_2_naming_the_setting() {
         assert!(stderr.contains(name), "{name} not named in {stderr}");
         assert!(out.stdout.is_empty(), "no listener on bad config");
     }
+}
+
+#[test]
+fn every_bad_setting_is_reported_at_once_and_a_misspelled_one_is_named() {
+    let out = std::process::Command::new(common::example("echo"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("RUST_LOG", "warn")
+        .env("WSDRAIN_DRIAN_DELAY", "5s")
+        .env("WSDRAIN_CLOSE_WINDOW", "")
+        .env("WSDRAIN_CLOSE_CODE", "x")
+        .env("WSDRAIN_ADMIN_TOKEN", "0123456789abcdef-secret")
+        .env("WSDRAIN_ADMIN_PUBLIC", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no listener on bad config");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.ends_with(
+            " WARN wsdrain: WSDRAIN_DRIAN_DELAY is not a wsdrain setting \
+             (did you mean WSDRAIN_DRAIN_DELAY?); ignored"
+        )),
+        "{stderr}"
+    );
+    let errors: Vec<&str> = lines
+        .into_iter()
+        .filter(|l| !l.contains(" WARN "))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            r#"echo: bad configuration: WSDRAIN_ADMIN_PUBLIC: "maybe" is not a boolean (write 1, true, yes, on or 0, false, no, off)"#,
+            "echo: bad configuration: 2 settings refused:",
+            r#"  WSDRAIN_CLOSE_WINDOW: invalid duration "" (write e.g. 5s, 1500ms, 1m30s)"#,
+            r#"  WSDRAIN_CLOSE_CODE: invalid number "x""#,
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_says_the_policy_and_what_sigterm_will_do() {
+    // `yes` is honoured as `1`: a public admin address is allowed.
+    let env = &[
+        ("WSDRAIN_DRAIN_DELAY", "3s"),
+        ("WSDRAIN_ADMIN_TOKEN", "0123456789abcdef-secret"),
+        ("WSDRAIN_ADMIN_LISTEN", "0.0.0.0:0"),
+        ("WSDRAIN_ADMIN_PUBLIC", "yes"),
+    ];
+    let mut server = Server::start("echo", env, &[]);
+    let next = || server.lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        [next(), next()],
+        [
+            "policy: drain delay 3s, close window 12s, close timeout 5s, grace period 30s, \
+             retry hints 1s to 5s, close code 1001",
+            "on SIGTERM or SIGINT: /readyz answers 503 at once; 3s later sessions get \
+             Close(1001, retry hint), at least 100 a second, all within 12s; the forced end \
+             28s after the signal, or at a second one",
+        ]
+    );
+    server.signal(Signal::SIGINT);
+    // The second only once the first was seen (two pending SIGINTs are one).
+    let t0 = Instant::now();
+    while http(server.addr, "/readyz", &[]).await.status != 503 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "SIGINT not seen");
+    }
+    server.signal(Signal::SIGINT);
+    let (code, _) = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let report = server.rest().join("\n");
+    assert!(
+        report.contains("drained: drain by SIGINT in ")
+            && report.contains(": 0 sessions at closing,")
+            && report.ends_with("0 upgrades refused; forced end by a second trigger"),
+        "{report}"
+    );
 }

@@ -187,7 +187,7 @@ fn a_second_sigint_forces_the_end(flavor: &str) {
         "drain by SIGINT",
         " 0 timed out,",
         " 1 forced,",
-        "(forced end: SecondTrigger)",
+        "forced end by a second trigger",
     ] {
         assert!(report.contains(want), "{what}: {want:?} in {report}");
     }

@@ -149,7 +149,7 @@ fn main() -> ExitCode {
             Err(code) => return code,
         };
         let addr = listener.local_addr().unwrap_or(listen);
-        println!("listening on {addr}");
+        support::announce(addr, &controller);
         println!("open http://{addr}/ in a few tabs");
         support::finish("chat", wsdrain::serve(listener, app, &controller).await)
     })

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(code) => return code,
         };
-        println!("listening on {}", listener.local_addr().unwrap_or(listen));
+        support::announce(listener.local_addr().unwrap_or(listen), &controller);
         support::finish("metrics", wsdrain::serve(listener, app, &controller).await)
     })
 }

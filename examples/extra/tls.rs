@@ -321,10 +321,7 @@ fn main() -> ExitCode {
             Ok(l) => l,
             Err(code) => return code,
         };
-        println!(
-            "listening on {}",
-            listener.local_addr().unwrap_or(args.listen)
-        );
+        support::announce(listener.local_addr().unwrap_or(args.listen), &controller);
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let (report, ()) = tokio::join!(
             controller.run(),

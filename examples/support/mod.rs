@@ -111,6 +111,17 @@ pub(crate) async fn bind(name: &str, listen: SocketAddr) -> Result<TcpListener, 
     })
 }
 
+/// The start-up lines: `listening on ADDR` first (tests and the rollout
+/// simulator read it), then the policy and what SIGTERM will do.
+#[allow(
+    dead_code,
+    reason = "shapes, whose tungstenite stack has no /readyz, prints its address only"
+)]
+pub(crate) fn announce(addr: impl std::fmt::Display, controller: &DrainController) {
+    println!("listening on {addr}");
+    println!("policy: {:#}", controller.policy());
+}
+
 /// Prints the drain report (exit 0) or the server's error (exit 1).
 #[allow(dead_code, reason = "the examples with their own accept loop")]
 pub(crate) fn finish(name: &str, served: io::Result<DrainReport>) -> ExitCode {

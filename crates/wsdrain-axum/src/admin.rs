@@ -20,14 +20,13 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use wsdrain_core::DrainTrigger;
-
-/// Enables the admin endpoint (`WSDRAIN_ADMIN_TOKEN`).
-pub const ENV_ADMIN_TOKEN: &str = "WSDRAIN_ADMIN_TOKEN";
-/// Where it listens (`WSDRAIN_ADMIN_LISTEN`, default `127.0.0.1:9901`).
-pub const ENV_ADMIN_LISTEN: &str = "WSDRAIN_ADMIN_LISTEN";
-/// Allows a non-loopback listen address (`WSDRAIN_ADMIN_PUBLIC=1`).
-pub const ENV_ADMIN_PUBLIC: &str = "WSDRAIN_ADMIN_PUBLIC";
+use wsdrain_core::{
+    DrainTrigger,
+    policy::{BOOL_SPELLINGS, parse_bool},
+};
+// The names live with the policy's, so that `DrainPolicy::from_env` knows
+// them when it warns about a misspelled `WSDRAIN_*` variable.
+pub use wsdrain_core::policy::{ENV_ADMIN_LISTEN, ENV_ADMIN_PUBLIC, ENV_ADMIN_TOKEN};
 
 /// Settings of the admin endpoint.
 #[derive(Clone, PartialEq, Eq)]
@@ -52,10 +51,33 @@ impl fmt::Debug for AdminConfig {
 pub enum AdminConfigError {
     /// `WSDRAIN_ADMIN_LISTEN` is not an address.
     InvalidListen(String),
+    /// `WSDRAIN_ADMIN_PUBLIC` is not a boolean (see [`parse_bool`]).
+    InvalidPublic(String),
     /// A non-loopback address without `WSDRAIN_ADMIN_PUBLIC=1`.
     NotLoopback(SocketAddr),
-    /// A token shorter than 16 bytes.
+    /// A token shorter than 16 bytes (an empty one included).
     WeakToken,
+    /// More than one setting was refused: each of them.
+    Several(Vec<AdminConfigError>),
+}
+
+impl AdminConfigError {
+    /// Each refusal: the one this is, or those [`Several`](Self::Several) holds.
+    pub fn errors(&self) -> &[AdminConfigError] {
+        match self {
+            AdminConfigError::Several(all) => all,
+            one => std::slice::from_ref(one),
+        }
+    }
+
+    /// `Ok` for none, the error itself for one, `Several` for more.
+    fn check(mut refused: Vec<AdminConfigError>) -> Result<(), AdminConfigError> {
+        match refused.len() {
+            0 => Ok(()),
+            1 => Err(refused.remove(0)),
+            _ => Err(AdminConfigError::Several(refused)),
+        }
+    }
 }
 
 impl fmt::Display for AdminConfigError {
@@ -64,12 +86,23 @@ impl fmt::Display for AdminConfigError {
             AdminConfigError::InvalidListen(v) => {
                 write!(f, "{ENV_ADMIN_LISTEN}: invalid address {v:?}")
             }
+            AdminConfigError::InvalidPublic(v) => write!(
+                f,
+                "{ENV_ADMIN_PUBLIC}: {v:?} is not a boolean (write {BOOL_SPELLINGS})"
+            ),
             AdminConfigError::NotLoopback(a) => write!(
                 f,
                 "{ENV_ADMIN_LISTEN}: {a} is not a loopback address; set {ENV_ADMIN_PUBLIC}=1 to allow it"
             ),
             AdminConfigError::WeakToken => {
                 write!(f, "{ENV_ADMIN_TOKEN}: the token must be at least 16 bytes")
+            }
+            AdminConfigError::Several(all) => {
+                write!(f, "{} settings refused:", all.len())?;
+                for e in all {
+                    write!(f, "\n  {e}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -83,44 +116,56 @@ impl AdminConfig {
     /// # Errors
     ///
     /// A token shorter than 16 bytes, or a non-loopback address without
-    /// `allow_public`.
+    /// `allow_public` ([`AdminConfigError::Several`] for both).
     pub fn new(
         listen: SocketAddr,
         token: impl Into<String>,
         allow_public: bool,
     ) -> Result<Self, AdminConfigError> {
         let token = token.into();
-        if token.len() < 16 {
-            return Err(AdminConfigError::WeakToken);
-        }
-        if !allow_public && !listen.ip().is_loopback() {
-            return Err(AdminConfigError::NotLoopback(listen));
-        }
+        let mut refused = Vec::new();
+        check(Some(listen), &token, Some(allow_public), &mut refused);
+        AdminConfigError::check(refused)?;
         Ok(AdminConfig { listen, token })
     }
 
     /// Reads the `WSDRAIN_ADMIN_*` settings through `lookup`; `Ok(None)` when
-    /// `WSDRAIN_ADMIN_TOKEN` is unset (the endpoint is off).
+    /// `WSDRAIN_ADMIN_TOKEN` is unset (the endpoint is off, and the other
+    /// two are not read). `WSDRAIN_ADMIN_PUBLIC` is a boolean: `1`, `true`,
+    /// `yes`, `on` or `0`, `false`, `no`, `off`, in any letter case.
     ///
     /// # Errors
     ///
-    /// See [`AdminConfigError`]; each names its setting.
+    /// See [`AdminConfigError`]; each names its setting, an empty value is
+    /// refused as any other, and every refused setting is reported at once.
     pub fn from_lookup<F>(lookup: F) -> Result<Option<Self>, AdminConfigError>
     where
         F: Fn(&str) -> Option<String>,
     {
-        let Some(token) = lookup(ENV_ADMIN_TOKEN).filter(|t| !t.is_empty()) else {
+        let Some(token) = lookup(ENV_ADMIN_TOKEN) else {
             return Ok(None);
         };
-        let listen = match lookup(ENV_ADMIN_LISTEN).filter(|v| !v.trim().is_empty()) {
+        let mut refused = Vec::new();
+        let listen = match lookup(ENV_ADMIN_LISTEN) {
             Some(v) => v
                 .trim()
                 .parse()
-                .map_err(|_| AdminConfigError::InvalidListen(v.clone()))?,
-            None => SocketAddr::from(([127, 0, 0, 1], 9901)),
+                .map_err(|_| refused.push(AdminConfigError::InvalidListen(v.clone())))
+                .ok(),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
         };
-        let public = lookup(ENV_ADMIN_PUBLIC).is_some_and(|v| v.trim() == "1");
-        AdminConfig::new(listen, token, public).map(Some)
+        let public = match lookup(ENV_ADMIN_PUBLIC) {
+            Some(v) => parse_bool(&v).or_else(|| {
+                refused.push(AdminConfigError::InvalidPublic(v));
+                None
+            }),
+            None => Some(false),
+        };
+        check(listen, &token, public, &mut refused);
+        AdminConfigError::check(refused)?;
+        // Refused above when it did not read.
+        let listen = listen.ok_or(AdminConfigError::InvalidListen(String::new()))?;
+        Ok(Some(AdminConfig { listen, token }))
     }
 
     /// [`from_lookup`](Self::from_lookup) over the process environment.
@@ -157,6 +202,23 @@ impl AdminConfig {
         let listener = tokio::net::TcpListener::bind(self.listen).await?;
         tracing::info!(target: "wsdrain", listen = %self.listen, "admin endpoint enabled");
         axum::serve(listener, self.router(trigger)).await
+    }
+}
+
+/// The checks between the settings, on those that read (`None`: refused already).
+fn check(
+    listen: Option<SocketAddr>,
+    token: &str,
+    public: Option<bool>,
+    refused: &mut Vec<AdminConfigError>,
+) {
+    if token.len() < 16 {
+        refused.insert(0, AdminConfigError::WeakToken);
+    }
+    if let (Some(listen), Some(false)) = (listen, public) {
+        if !listen.ip().is_loopback() {
+            refused.push(AdminConfigError::NotLoopback(listen));
+        }
     }
 }
 

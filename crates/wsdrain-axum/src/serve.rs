@@ -219,8 +219,11 @@ fn untouched<Io>(_: &mut Io) {}
 /// or any make-service, such as
 /// `router.into_make_service_with_connect_info::<SocketAddr>()`.
 ///
-/// The router should carry [`DrainLayer`](wsdrain_core::DrainLayer). The
-/// listener stays open through Draining and Closing, so load balancers probing
+/// The router must carry [`DrainLayer`](wsdrain_core::DrainLayer), made from
+/// `controller`'s drain: without it `/readyz` and `/livez` are not answered
+/// and upgrades fail with 500, so `serve` logs a warning at start when no
+/// such layer has wrapped a service
+/// ([`DrainController::has_layer`]). The listener stays open through Draining and Closing, so load balancers probing
 /// `/readyz` get a 503 rather than a refused connection; it closes at Closed.
 /// Plain HTTP connections still open then get half the deadline margin to
 /// finish, and are left behind after that.
@@ -296,6 +299,9 @@ where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
+    if !controller.has_layer() {
+        tracing::warn!(target: "wsdrain", "{NO_LAYER}");
+    }
     let drain = controller.drain();
     let linger = controller.policy().deadline_margin() / 2;
     let make_service = SharedMake(Arc::new(Mutex::new(make_service)));
@@ -337,6 +343,11 @@ where
     }
     Ok(report)
 }
+
+/// What `serve` logs at start when no `DrainLayer` of its controller wraps a service.
+const NO_LAYER: &str = "serve: no DrainLayer made from this controller wraps the service: \
+     /readyz and /livez are not answered and GracefulUpgrade fails with 500; add \
+     .layer(DrainLayer::new(controller.drain())) to the router";
 
 /// Accepts for ever (axum's `Listener::accept` retries errors itself) and
 /// hands each connection, once its first bytes are read, to a server.

@@ -83,6 +83,16 @@ impl DrainController {
         &self.shared.policy
     }
 
+    /// Whether a [`DrainLayer`](crate::DrainLayer) made from this
+    /// controller's drain has wrapped a service yet (`Router::layer` wraps
+    /// each route at once). Without one, `/readyz` and `/livez` are not
+    /// answered, nothing gates requests, and upgrades through
+    /// `GracefulUpgrade` fail with 500: `wsdrain::serve` checks this at start
+    /// and logs a warning; a hand-written server can check it the same way.
+    pub fn has_layer(&self) -> bool {
+        self.shared.layered.load(Ordering::Relaxed)
+    }
+
     /// Starts the drain from code (blue/green switch, maintenance). Readiness
     /// turns 503 before this returns. A second call does nothing; use
     /// [`force`](Self::force) to end at once.
@@ -167,11 +177,11 @@ impl DrainController {
             }
         }
 
-        if forced_by.is_some() {
+        if let Some(by) = forced_by {
             let forced_sessions = shared.registry.force();
             shared.count_outcome(SessionOutcome::Forced, forced_sessions as u64);
             shared.forced.cancel();
-            tracing::warn!(target: "wsdrain", sessions = forced_sessions, by = ?forced_by, "forced end");
+            tracing::warn!(target: "wsdrain", sessions = forced_sessions, by = by.as_str(), "forced end");
         }
         shared.set_phase(Phase::Closed);
         let report = self.report(closing_at, began, sessions_at_closing, forced_by);

@@ -6,7 +6,7 @@ use std::{
     pin::pin,
     sync::{
         Arc, OnceLock,
-        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
 };
@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     outcomes: [AtomicU64; 5],
     pub(crate) refused_upgrades: AtomicU64,
     by_transport: [AtomicUsize; 3],
+    /// Set when a `DrainLayer` made from this drain wraps a service.
+    pub(crate) layered: AtomicBool,
 }
 
 impl Shared {
@@ -84,6 +86,7 @@ impl Shared {
             outcomes: Default::default(),
             refused_upgrades: AtomicU64::new(0),
             by_transport: Default::default(),
+            layered: AtomicBool::new(false),
         }
     }
 

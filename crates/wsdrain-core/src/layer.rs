@@ -274,6 +274,9 @@ impl<S> Layer<S> for DrainLayer {
     type Service = DrainService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        // A diagnostic for `DrainController::has_layer`, read after the
+        // router is built and handed over: no ordering with other memory.
+        self.drain.shared.layered.store(true, Ordering::Relaxed);
         DrainService {
             inner,
             drain: self.drain.clone(),

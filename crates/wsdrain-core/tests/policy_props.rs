@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use wsdrain_core::{
     DrainPolicy, PolicyError,
     policy::{
-        ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_DURATIONS,
-        ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX,
+        ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_CLOSING_UPGRADES, ENV_DRAIN_DELAY,
+        ENV_DURATIONS, ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX,
         ENV_RETRY_AFTER_MIN, ENV_SETTINGS, parse_duration,
     },
 };
@@ -198,31 +198,41 @@ proptest! {
         }
     }
 
-    /// Every variable set at once: the first bad one (in reading order) is named.
+    /// Every variable set at once: every bad one (an empty one too) is
+    /// named, in reading order, in one error.
     #[test]
-    fn many_values_never_panic(texts in prop::collection::vec(value(), ALL.len())) {
+    fn many_values_are_all_named_at_once(texts in prop::collection::vec(value(), ALL.len())) {
         let vars: HashMap<&'static str, String> =
             ALL.iter().copied().zip(texts.iter().cloned()).collect();
+        let bad: Vec<&'static str> = ALL
+            .iter()
+            .copied()
+            .filter(|n| {
+                let v = vars[n].trim();
+                let reads = if *n == ENV_CLOSE_CODE {
+                    v.parse::<u16>().is_ok()
+                } else if *n == ENV_MAX_SESSIONS {
+                    v.parse::<usize>().is_ok()
+                } else if *n == ENV_CLOSING_UPGRADES {
+                    ["refuse", "close-1013"].contains(&v.to_ascii_lowercase().as_str())
+                } else {
+                    parse_duration(v).is_some()
+                };
+                !reads
+            })
+            .collect();
         match DrainPolicy::builder().kubernetes(false).env(lookup(&vars)) {
             Ok(builder) => {
+                prop_assert!(bad.is_empty(), "{:?} read", bad);
                 let _ = builder.build();
             }
             Err(e) => {
-                let name = named_setting(&e).expect("a parse error names its setting");
-                let first_bad = ALL.iter().copied().find(|n| {
-                    let v = &vars[n];
-                    if v.trim().is_empty() {
-                        return false;
-                    }
-                    if *n == ENV_CLOSE_CODE {
-                        v.trim().parse::<u16>().is_err()
-                    } else if *n == ENV_MAX_SESSIONS {
-                        v.trim().parse::<usize>().is_err()
-                    } else {
-                        parse_duration(v).is_none()
-                    }
-                });
-                prop_assert_eq!(Some(name), first_bad);
+                let named: Vec<&'static str> = e
+                    .errors()
+                    .iter()
+                    .map(|e| named_setting(e).expect("a parse error names its setting"))
+                    .collect();
+                prop_assert_eq!(named, bad);
             }
         }
     }

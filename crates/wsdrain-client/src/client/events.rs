@@ -205,6 +205,20 @@ pub enum GiveUp {
     ClientClosed,
 }
 
+/// In words, as in the `client gave up` log line: `terminal close 1008`,
+/// `upgrade refused with 403`, `unusable request: <why>`, `closed by the
+/// application`.
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GiveUp::TerminalClose { code } => write!(f, "terminal close {code}"),
+            GiveUp::Refused { status } => write!(f, "upgrade refused with {status}"),
+            GiveUp::Unusable(why) => write!(f, "unusable request: {why}"),
+            GiveUp::ClientClosed => f.write_str("closed by the application"),
+        }
+    }
+}
+
 /// The events of a client, a [`Stream`] of [`Event`]. It ends after
 /// [`Event::GaveUp`]. Dropping it stops the client.
 #[derive(Debug)]
@@ -228,5 +242,30 @@ impl Stream for Events {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         self.rx.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn give_up_reads_as_words() {
+        let said = [
+            GiveUp::TerminalClose { code: 1008 },
+            GiveUp::Refused { status: 403 },
+            GiveUp::Unusable("unsupported scheme \"http\"".into()),
+            GiveUp::ClientClosed,
+        ]
+        .map(|g| g.to_string());
+        assert_eq!(
+            said,
+            [
+                "terminal close 1008",
+                "upgrade refused with 403",
+                "unusable request: unsupported scheme \"http\"",
+                "closed by the application",
+            ]
+        );
     }
 }

@@ -232,7 +232,7 @@ impl Runner {
                 _ => break give_up_cause(&outcome),
             }
         };
-        tracing::info!(%url, ?cause, "client gave up");
+        tracing::info!(%url, %cause, "client gave up");
         let _ = self.events.send(Event::GaveUp(cause)).await;
     }
 

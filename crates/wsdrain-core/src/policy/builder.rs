@@ -122,7 +122,8 @@ impl DrainPolicyBuilder {
     ///   the forced end (`grace_period − deadline_margin`). The last turn comes
     ///   at `drain_delay + close_window`; its close handshake may take
     ///   `close_timeout`, and its handler then has `close_timeout` more to
-    ///   return before it is cut.
+    ///   return before it is cut;
+    /// * [`PolicyError::Several`] when more than one of these applies.
     pub fn build(self) -> Result<DrainPolicy, PolicyError> {
         let base = DrainPolicy::default();
         let kubernetes = self
@@ -158,27 +159,29 @@ impl DrainPolicyBuilder {
 }
 
 impl DrainPolicy {
+    /// Every check, each refusal kept, so that all are reported at once.
     fn validate(&self) -> Result<(), PolicyError> {
+        let mut refused = Vec::new();
         if let Err(e) = check_close_code(self.close_code) {
-            return Err(PolicyError::ForbiddenCloseCode {
+            refused.push(PolicyError::ForbiddenCloseCode {
                 code: self.close_code,
                 why: e.to_string(),
             });
         }
         if self.retry_after_min > self.retry_after_max {
-            return Err(PolicyError::RetryRange {
+            refused.push(PolicyError::RetryRange {
                 min: self.retry_after_min,
                 max: self.retry_after_max,
             });
         }
         if self.close_timeout.is_zero() {
-            return Err(PolicyError::ZeroCloseTimeout);
+            refused.push(PolicyError::ZeroCloseTimeout);
         }
         if self.min_close_rate == 0 {
-            return Err(PolicyError::ZeroCloseRate);
+            refused.push(PolicyError::ZeroCloseRate);
         }
         if self.max_sessions == Some(0) {
-            return Err(PolicyError::ZeroMaxSessions);
+            refused.push(PolicyError::ZeroMaxSessions);
         }
         let needed = slowest_close(
             self.drain_delay,
@@ -187,7 +190,7 @@ impl DrainPolicy {
             self.close_timeout,
         );
         if self.deadline_margin >= self.grace_period || needed.is_none_or(|n| n > self.deadline()) {
-            return Err(PolicyError::Budget {
+            refused.push(PolicyError::Budget {
                 drain_delay: self.drain_delay,
                 close_window: self.close_window,
                 close_timeout: self.close_timeout,
@@ -196,7 +199,7 @@ impl DrainPolicy {
                 deadline_margin: self.deadline_margin,
             });
         }
-        Ok(())
+        PolicyError::check(refused)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Human durations, as operators write them in Kubernetes manifests and Go
-//! flags: `1m30s`, `500ms`, `0.5s`, `0`.
+//! flags: `1m30s`, `500ms`, `0.5s`, `0`; read, and written back the same way.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
@@ -116,6 +116,58 @@ fn unit_nanos(unit: &str) -> Option<u128> {
         .map(|(_, nanos)| *nanos)
 }
 
+/// A duration written for people, in the forms [`parse_duration`] reads:
+/// `0s`, `250ms`, `1.5s`, `12s`, `2m`, `1m30s`, `1h5m`; below a second to the
+/// microsecond (`3.217ms`), from a second on to the millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Readable(pub(crate) Duration);
+
+impl fmt::Display for Readable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.is_zero() {
+            return f.write_str("0s");
+        }
+        if d < Duration::from_micros(1) {
+            return write!(f, "{}ns", d.subsec_nanos());
+        }
+        // Below what rounds to a second: microseconds, rounded, shown as
+        // milliseconds with up to 3 decimals.
+        if d < Duration::from_nanos(999_999_500) {
+            let micros = (d.as_nanos() + 500) / 1_000;
+            return write_decimal(f, micros, 1_000, "ms");
+        }
+        // Milliseconds, rounded; hours and minutes apart, then seconds.
+        let millis = (d.as_nanos() + 500_000) / 1_000_000;
+        let (hours, rest) = (millis / 3_600_000, millis % 3_600_000);
+        let (minutes, millis) = (rest / 60_000, rest % 60_000);
+        if hours > 0 {
+            write!(f, "{hours}h")?;
+        }
+        if minutes > 0 {
+            write!(f, "{minutes}m")?;
+        }
+        if millis > 0 || (hours == 0 && minutes == 0) {
+            write_decimal(f, millis, 1_000, "s")?;
+        }
+        Ok(())
+    }
+}
+
+/// `value / per` with the fraction's trailing zeros dropped, then `unit`.
+fn write_decimal(f: &mut fmt::Formatter<'_>, value: u128, per: u128, unit: &str) -> fmt::Result {
+    let (whole, mut fraction) = (value / per, value % per);
+    if fraction == 0 {
+        return write!(f, "{whole}{unit}");
+    }
+    let mut digits = 3;
+    while fraction % 10 == 0 {
+        fraction /= 10;
+        digits -= 1;
+    }
+    write!(f, "{whole}.{fraction:0digits$}{unit}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +256,42 @@ mod tests {
             Some(Duration::from_secs(u64::MAX))
         );
         assert_eq!(parse_duration(&format!("{}s1s", u64::MAX)), None);
+    }
+
+    #[test]
+    fn written_for_people_and_read_back() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(400), "400ns"),
+            (Duration::from_micros(250), "0.25ms"),
+            (Duration::from_nanos(3_217_384), "3.217ms"),
+            (Duration::from_millis(30), "30ms"),
+            (Duration::from_millis(999), "999ms"),
+            (Duration::from_millis(1_000), "1s"),
+            (Duration::from_millis(1_500), "1.5s"),
+            (Duration::from_millis(12_000), "12s"),
+            (Duration::from_millis(2_345), "2.345s"),
+            (Duration::from_secs(60), "1m"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_millis(120_500), "2m0.5s"),
+            (Duration::from_secs(3_600), "1h"),
+            (Duration::from_secs(3_723), "1h2m3s"),
+            (Duration::from_secs(3_900), "1h5m"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(Readable(d).to_string(), text, "{d:?}");
+            // What is shown to the microsecond (to the millisecond from 1s on) reads back.
+            if d.as_nanos() % 1_000 == 0 && d.as_nanos() >= 1_000 {
+                assert_eq!(parse_duration(text), Some(d), "{text} reads back");
+            }
+        }
+        assert_eq!(
+            Readable(Duration::from_nanos(999_999_999)).to_string(),
+            "1s"
+        );
+        assert_eq!(
+            Readable(Duration::from_nanos(1_999_999_999)).to_string(),
+            "2s"
+        );
     }
 }

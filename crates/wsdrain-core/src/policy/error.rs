@@ -6,9 +6,11 @@ use super::env::{
     ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_DRAIN_DELAY, ENV_GRACE_PERIOD,
     ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX, ENV_RETRY_AFTER_MIN,
 };
-use super::slowest_close;
+use super::{duration::Readable, slowest_close};
 
-/// Why a policy was refused. Each message names the setting and its value.
+/// Why a policy was refused. Each message names the setting and its value;
+/// when several settings are refused at once, [`PolicyError::Several`] lists
+/// them all ([`errors`](PolicyError::errors) gives each).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PolicyError {
@@ -71,6 +73,28 @@ pub enum PolicyError {
         /// The margin before the grace period ends.
         deadline_margin: Duration,
     },
+    /// More than one setting was refused: each of them, in the order read
+    /// (values first; the checks between them only once every value reads).
+    Several(Vec<PolicyError>),
+}
+
+impl PolicyError {
+    /// Each refusal: the one this is, or those [`Several`](Self::Several) holds.
+    pub fn errors(&self) -> &[PolicyError] {
+        match self {
+            PolicyError::Several(all) => all,
+            one => std::slice::from_ref(one),
+        }
+    }
+
+    /// `Ok` for none, the error itself for one, [`Several`](Self::Several) for more.
+    pub(crate) fn check(mut refused: Vec<PolicyError>) -> Result<(), PolicyError> {
+        match refused.len() {
+            0 => Ok(()),
+            1 => Err(refused.remove(0)),
+            _ => Err(PolicyError::Several(refused)),
+        }
+    }
 }
 
 impl fmt::Display for PolicyError {
@@ -93,7 +117,9 @@ impl fmt::Display for PolicyError {
             }
             PolicyError::RetryRange { min, max } => write!(
                 f,
-                "{ENV_RETRY_AFTER_MIN} ({min:?}) is above {ENV_RETRY_AFTER_MAX} ({max:?})"
+                "{ENV_RETRY_AFTER_MIN} ({}) is above {ENV_RETRY_AFTER_MAX} ({})",
+                Readable(*min),
+                Readable(*max)
             ),
             PolicyError::ZeroCloseTimeout => write!(
                 f,
@@ -116,18 +142,31 @@ impl fmt::Display for PolicyError {
                     slowest_close(*drain_delay, *close_window, *notice_lead, *close_timeout)
                         .map_or_else(
                             || "more than can be counted".to_owned(),
-                            |d| format!("{d:?}"),
+                            |d| Readable(d).to_string(),
                         );
                 write!(
                     f,
                     "timings do not fit the grace period: the slowest session needs \
-                     {ENV_DRAIN_DELAY} ({drain_delay:?}) + {ENV_CLOSE_WINDOW} ({close_window:?}) + \
-                     {ENV_NOTICE_LEAD} ({notice_lead:?}) + 2 × {ENV_CLOSE_TIMEOUT} ({close_timeout:?}) \
+                     {ENV_DRAIN_DELAY} ({}) + {ENV_CLOSE_WINDOW} ({}) + \
+                     {ENV_NOTICE_LEAD} ({}) + 2 × {ENV_CLOSE_TIMEOUT} ({}) \
                      = {needed} (its turn, its notice, its close handshake, then its handler's \
                      grace), but the forced end comes at \
-                     {ENV_GRACE_PERIOD} ({grace_period:?}) minus a {deadline_margin:?} margin = {:?}",
-                    grace_period.saturating_sub(*deadline_margin),
+                     {ENV_GRACE_PERIOD} ({}) minus a {} margin = {}",
+                    Readable(*drain_delay),
+                    Readable(*close_window),
+                    Readable(*notice_lead),
+                    Readable(*close_timeout),
+                    Readable(*grace_period),
+                    Readable(*deadline_margin),
+                    Readable(grace_period.saturating_sub(*deadline_margin)),
                 )
+            }
+            PolicyError::Several(all) => {
+                write!(f, "{} settings refused:", all.len())?;
+                for e in all {
+                    write!(f, "\n  {e}")?;
+                }
+                Ok(())
             }
         }
     }

@@ -8,11 +8,13 @@
 //!
 //! The parts: [`DrainPolicy`] and its [`defaults`]; [`DrainPolicyBuilder`];
 //! the `WSDRAIN_*` settings ([`ENV_SETTINGS`], [`DrainPolicy::from_env`]);
-//! [`parse_duration`]; [`PolicyError`].
+//! [`parse_duration`], [`parse_bool`]; [`PolicyError`].
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use wsdrain_protocol::CloseHint;
+
+pub(crate) use duration::Readable;
 
 mod builder;
 pub mod defaults;
@@ -23,9 +25,10 @@ mod error;
 pub use builder::DrainPolicyBuilder;
 pub use duration::parse_duration;
 pub use env::{
+    BOOL_SPELLINGS, ENV_ADMIN_LISTEN, ENV_ADMIN_PUBLIC, ENV_ADMIN_SETTINGS, ENV_ADMIN_TOKEN,
     ENV_CLOSE_CODE, ENV_CLOSE_TIMEOUT, ENV_CLOSE_WINDOW, ENV_CLOSING_UPGRADES, ENV_DRAIN_DELAY,
     ENV_DURATIONS, ENV_GRACE_PERIOD, ENV_MAX_SESSIONS, ENV_NOTICE_LEAD, ENV_RETRY_AFTER_MAX,
-    ENV_RETRY_AFTER_MIN, ENV_SETTINGS,
+    ENV_RETRY_AFTER_MIN, ENV_SETTINGS, parse_bool,
 };
 pub use error::PolicyError;
 
@@ -231,6 +234,71 @@ impl DrainPolicy {
     }
 }
 
+/// One line of the settings, in the `WSDRAIN_*` forms:
+/// `drain delay 0s, close window 12s, close timeout 5s, grace period 30s,
+/// retry hints 1s to 5s, close code 1001` (and the notice lead, the session
+/// limit and the answer to upgrades during Closing when they are set).
+///
+/// With `{:#}`, a second line says what the first SIGTERM or SIGINT will do
+/// (once [`listen_for_signals`](crate::DrainController::listen_for_signals)
+/// runs): `on SIGTERM or SIGINT: /readyz answers 503 at once; then sessions
+/// get Close(1001, retry hint), at least 100 a second, all within 12s; the
+/// forced end 28s after the signal, or at a second one`.
+impl fmt::Display for DrainPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "drain delay {}, close window {}, close timeout {}, grace period {}, \
+             retry hints {} to {}, close code {}",
+            Readable(self.drain_delay),
+            Readable(self.close_window),
+            Readable(self.close_timeout),
+            Readable(self.grace_period),
+            Readable(self.retry_after_min),
+            Readable(self.retry_after_max),
+            self.close_code,
+        )?;
+        if !self.notice_lead.is_zero() {
+            write!(f, ", notice lead {}", Readable(self.notice_lead))?;
+        }
+        if let Some(max) = self.max_sessions {
+            write!(f, ", max sessions {max}")?;
+        }
+        if self.closing_upgrades != ClosingUpgrades::Refuse {
+            write!(
+                f,
+                ", upgrades while closing: {}",
+                self.closing_upgrades.as_str()
+            )?;
+        }
+        if !f.alternate() {
+            return Ok(());
+        }
+        f.write_str("\non SIGTERM or SIGINT: /readyz answers 503 at once; ")?;
+        if self.drain_delay.is_zero() {
+            f.write_str("then ")?;
+        } else {
+            write!(f, "{} later ", Readable(self.drain_delay))?;
+        }
+        write!(f, "sessions get Close({}, retry hint)", self.close_code)?;
+        if !self.notice_lead.is_zero() {
+            write!(
+                f,
+                ", the drain notice {} before",
+                Readable(self.notice_lead)
+            )?;
+        }
+        write!(
+            f,
+            ", at least {} a second, all within {}; the forced end {} after the signal, \
+             or at a second one",
+            self.min_close_rate,
+            Readable(self.close_window),
+            Readable(self.deadline()),
+        )
+    }
+}
+
 /// The slowest session's path from the first signal: its turn comes at
 /// `drain_delay + close_window`, its Close `notice_lead` later, its close
 /// handshake takes up to `close_timeout`, and its handler has `close_timeout`
@@ -368,5 +436,43 @@ mod tests {
         assert_eq!(p.close_span(1), Duration::ZERO);
         assert_eq!(p.close_span(300), Duration::from_secs(3));
         assert_eq!(p.close_span(10_000), Duration::from_secs(12));
+    }
+
+    #[test]
+    fn display_says_the_settings_and_with_alternate_what_a_signal_does() {
+        let laptop = DrainPolicy::builder().kubernetes(false).build().unwrap();
+        assert_eq!(
+            laptop.to_string(),
+            "drain delay 0s, close window 12s, close timeout 5s, grace period 30s, \
+             retry hints 1s to 5s, close code 1001"
+        );
+        assert_eq!(
+            format!("{laptop:#}"),
+            "drain delay 0s, close window 12s, close timeout 5s, grace period 30s, \
+             retry hints 1s to 5s, close code 1001\n\
+             on SIGTERM or SIGINT: /readyz answers 503 at once; then sessions get \
+             Close(1001, retry hint), at least 100 a second, all within 12s; the forced \
+             end 28s after the signal, or at a second one"
+        );
+        let tuned = DrainPolicy::builder()
+            .drain_delay(Duration::from_millis(2500))
+            .close_window(Duration::from_secs(90))
+            .notice_lead(Duration::from_secs(1))
+            .grace_period(Duration::from_secs(120))
+            .retry_after(Duration::from_millis(500), Duration::from_secs(3))
+            .close_code(1012)
+            .max_sessions(5000)
+            .closing_upgrades(ClosingUpgrades::TryAgainLater)
+            .build()
+            .unwrap();
+        assert_eq!(
+            format!("{tuned:#}"),
+            "drain delay 2.5s, close window 1m30s, close timeout 5s, grace period 2m, \
+             retry hints 500ms to 3s, close code 1012, notice lead 1s, max sessions 5000, \
+             upgrades while closing: close-1013\n\
+             on SIGTERM or SIGINT: /readyz answers 503 at once; 2.5s later sessions get \
+             Close(1012, retry hint), the drain notice 1s before, at least 100 a second, \
+             all within 1m30s; the forced end 1m58s after the signal, or at a second one"
+        );
     }
 }
