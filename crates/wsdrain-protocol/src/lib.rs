@@ -64,12 +64,13 @@
 mod check;
 pub mod code;
 mod hint;
+mod json;
 mod notice;
 mod retry_after;
 
 pub use check::{CloseCodeError, check_close_code};
 pub use hint::CloseHint;
-pub use notice::{NOTICE_TYPE, encode_notice, parse_notice};
+pub use notice::{MAX_NOTICE_LEAD_MS, NOTICE_TYPE, encode_notice, parse_notice};
 pub use retry_after::parse_retry_after_header;
 
 /// The longest Close reason, in bytes, that an encoder may send.
