@@ -2,6 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/notice_oracle.rs"]
+mod notice_oracle;
+
+use notice_oracle::{json_answer, serde_json_is_stricter};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use wsdrain_protocol::{
@@ -138,44 +142,6 @@ proptest! {
         let hint = CloseHint::from_millis(ms);
         prop_assert_eq!(CloseHint::from_duration(hint.retry_after()), hint);
     }
-}
-
-/// What a JSON parser (serde_json, `JSON.parse` alike) makes of a message:
-/// the notice's lead, by the rules `parse_notice` documents.
-fn oracle(v: &serde_json::Value) -> Option<u64> {
-    let obj = v.as_object()?;
-    if obj.get("type")?.as_str()? != NOTICE_TYPE {
-        return None;
-    }
-    let n = obj.get("close_in_ms")?.as_f64()?;
-    (n.fract() == 0.0 && (0.0..=MAX_NOTICE_LEAD_MS as f64).contains(&n)).then_some(n as u64)
-}
-
-/// serde_json's answer, or `Err` when it refuses the text.
-fn json_answer(text: &str) -> Result<Option<u64>, ()> {
-    if !text.contains(NOTICE_TYPE) {
-        return Ok(None); // the documented literal pre-check
-    }
-    serde_json::from_str::<serde_json::Value>(text)
-        .map(|v| oracle(&v))
-        .map_err(|_| ())
-}
-
-/// Where the scanner may read a text serde_json refuses, as `JSON.parse`
-/// does: lone surrogates in `\u` escapes, numbers beyond the `f64` range
-/// (`Infinity` to JavaScript), nesting past serde_json's 128 levels.
-fn serde_json_is_stricter(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    let surrogate = [
-        "\\ud8", "\\ud9", "\\uda", "\\udb", "\\udc", "\\udd", "\\ude", "\\udf",
-    ]
-    .iter()
-    .any(|s| lower.contains(s));
-    let infinite = text
-        .split(|c: char| !matches!(c, '0'..='9' | 'e' | 'E' | '+' | '-' | '.'))
-        .any(|n| n.parse::<f64>().is_ok_and(f64::is_infinite));
-    let deep = text.bytes().filter(|&b| b == b'[' || b == b'{').count() >= 128;
-    surrogate || infinite || deep
 }
 
 fn agrees_with_serde_json(text: &str) -> Result<(), TestCaseError> {
