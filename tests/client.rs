@@ -23,7 +23,8 @@ use axum::{
 use common::{InProc, Server, echo_router, quick_policy};
 use nix::sys::signal::Signal;
 use wsdrain::client::{
-    Closed, ConnectionId, Event, Events, FailedAt, GiveUp, Message, Reconnect, SendError, Wait,
+    Closed, ConnectionId, Event, Events, FailedAt, GiveUp, Message, Reconnect, RetryPolicy,
+    RetryPolicyBuilder, SendError, Wait,
 };
 
 /// Bound on waiting for any one event.
@@ -79,6 +80,11 @@ async fn round_trip(client: &wsdrain::client::Client, events: &mut Events, text:
 
 fn url(addr: SocketAddr, path: &str) -> String {
     format!("ws://{addr}{path}")
+}
+
+/// The default retry policy with some settings changed.
+fn retry(change: impl FnOnce(RetryPolicyBuilder) -> RetryPolicyBuilder) -> RetryPolicy {
+    change(RetryPolicy::builder()).build().unwrap()
 }
 
 fn hinted_policy() -> wsdrain::DrainPolicy {
@@ -223,7 +229,7 @@ async fn abnormal_end_backs_off() {
     // The baseline server exits under its sockets on SIGTERM: no Close frame.
     let mut plain = Server::start("echo", &[], &["--plain"]);
     let (client, mut events) = Reconnect::new(url(plain.addr, "/ws"))
-        .base(Duration::from_millis(50))
+        .policy(retry(|p| p.base(Duration::from_millis(50))))
         .spawn();
     connected(&mut events).await;
     round_trip(&client, &mut events, "x").await;
@@ -239,8 +245,17 @@ async fn abnormal_end_backs_off() {
     client.close().await;
 }
 
-/// Holds a drained server in Closing: a raw session that never answers the
-/// Close keeps it there for `close_timeout`.
+/// An echo server drained into Closing, held there (for `close_timeout`) by
+/// the returned raw session, which got its Close and never answers it.
+async fn in_closing(policy: wsdrain::DrainPolicy) -> (InProc, common::RawWs) {
+    let server = InProc::start(policy, echo_router()).await;
+    let mut mute = common::RawWs::connect(server.addr, "/ws").await;
+    server.controller.begin();
+    let (opcode, _) = mute.read_frame().await.unwrap();
+    assert_eq!(opcode, 0x8, "the mute session's Close");
+    (server, mute)
+}
+
 #[tokio::test]
 async fn refused_upgrade_retry_after_is_honoured() {
     let policy = quick_policy()
@@ -249,13 +264,8 @@ async fn refused_upgrade_retry_after_is_honoured() {
         .retry_after(Duration::from_millis(200), Duration::from_millis(800))
         .build()
         .unwrap();
-    let server = InProc::start(policy, echo_router()).await;
+    let (server, mute) = in_closing(policy).await;
     let addr = server.addr;
-    let mut mute = common::RawWs::connect(addr, "/ws").await;
-    server.controller.begin();
-    // The mute session got its Close: the server is in Closing now.
-    let (opcode, _) = mute.read_frame().await.unwrap();
-    assert_eq!(opcode, 0x8);
 
     let spawned = Instant::now();
     let (client, mut events) = Reconnect::new(url(addr, "/ws")).spawn();
@@ -298,6 +308,47 @@ async fn refused_upgrade_retry_after_is_honoured() {
     server.report().await;
 }
 
+/// Under `close-1013` a server in Closing accepts an upgrade and closes it at
+/// once with `Close(1013, hint)`: the client waits the hint, as after 1001,
+/// instead of backing off from 250 ms.
+#[tokio::test]
+async fn try_again_later_with_a_hint_is_honoured_like_going_away() {
+    let policy = quick_policy()
+        .close_window(Duration::ZERO)
+        .close_timeout(Duration::from_secs(4))
+        .retry_after(Duration::from_millis(600), Duration::from_millis(900))
+        .closing_upgrades(wsdrain::ClosingUpgrades::TryAgainLater)
+        .build()
+        .unwrap();
+    let (server, mute) = in_closing(policy).await;
+    let addr = server.addr;
+
+    let (client, mut events) = Reconnect::new(url(addr, "/ws")).spawn();
+    let mut closes = Vec::new();
+    for attempt in 1..=2 {
+        let id = connected(&mut events).await;
+        assert_eq!(id.get(), attempt);
+        let closed = next_closed(&mut events).await;
+        let seen = Instant::now();
+        assert_eq!(closed.code, 1013, "{closed:?}");
+        let hint = closed.hint.expect("a hint").retry_after();
+        assert!((600..=900).contains(&hint.as_millis()), "{closed:?}");
+        let (delay, wait) = reconnecting(&mut events).await;
+        assert_eq!(wait, Wait::Hint(closed.hint.unwrap()), "{closed:?}");
+        assert!(
+            delay >= hint && delay < hint + HINT_JITTER,
+            "{delay:?} for {hint:?}"
+        );
+        closes.push((seen, hint));
+    }
+    // The second attempt came no earlier than the first hint.
+    let (first_seen, first_hint) = closes[0];
+    assert!(closes[1].0 - first_seen >= first_hint, "{closes:?}");
+    client.close().await;
+    drop(mute);
+    server.report().await;
+}
+
 #[tokio::test]
 async fn backoff_stays_within_cap_and_grows() {
     // A port nobody listens on: every attempt is refused at once.
@@ -307,7 +358,9 @@ async fn backoff_stays_within_cap_and_grows() {
     };
     let (base, cap) = (Duration::from_millis(10), Duration::from_millis(200));
     let started = Instant::now();
-    let (client, mut events) = Reconnect::new(url(addr, "/ws")).base(base).cap(cap).spawn();
+    let (client, mut events) = Reconnect::new(url(addr, "/ws"))
+        .policy(retry(|p| p.base(base).cap(cap)))
+        .spawn();
     let mut delays = Vec::new();
     while delays.len() < 12 {
         match next(&mut events).await {
@@ -403,8 +456,10 @@ async fn terminal_codes_are_configurable_and_others_retry() {
     // 1000 made retryable; 1011 and 1013 retry by default.
     for code in [1000, 1011, 1013] {
         let (client, mut events) = Reconnect::new(url(server.addr, &format!("/close/{code}")))
-            .base(Duration::from_millis(20))
-            .terminal_codes(|code| code == 4001)
+            .policy(retry(|p| {
+                p.base(Duration::from_millis(20))
+                    .terminal_codes(|code| code == 4001)
+            }))
             .spawn();
         let first = connected(&mut events).await;
         assert_eq!(next_closed(&mut events).await.code, code);
@@ -415,7 +470,7 @@ async fn terminal_codes_are_configurable_and_others_retry() {
         client.close().await;
     }
     let (_client, mut events) = Reconnect::new(url(server.addr, "/close/4001"))
-        .terminal_codes(|code| code == 4001)
+        .policy(retry(|p| p.terminal_codes(|code| code == 4001)))
         .spawn();
     connected(&mut events).await;
     next_closed(&mut events).await;
@@ -445,8 +500,9 @@ async fn only_a_stable_connection_resets_the_backoff() {
         (Duration::ZERO, [0, 0, 0]),          // every connection counts as stable
     ] {
         let (client, mut events) = Reconnect::new(url(server.addr, "/close/1011"))
-            .base(Duration::from_millis(5))
-            .stable_after(stable_after)
+            .policy(retry(|p| {
+                p.base(Duration::from_millis(5)).stable_after(stable_after)
+            }))
             .spawn();
         for attempt in want {
             connected(&mut events).await;

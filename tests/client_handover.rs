@@ -16,7 +16,7 @@ use std::{
 use common::Server;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wsdrain::client::{Event, Events, FailedAt, Message, Reconnect, SendError};
+use wsdrain::client::{Event, Events, FailedAt, Message, Reconnect, RetryPolicy, SendError};
 
 /// Bound on waiting for any one event.
 const EVENT_LIMIT: Duration = Duration::from_secs(15);
@@ -368,8 +368,13 @@ async fn restart(health: bool) -> Restart {
     let addr = old.addr;
     let (client, mut events) = Reconnect::new(format!("ws://{addr}/ws"))
         .health_check(health)
-        .base(Duration::from_millis(100))
-        .cap(Duration::from_millis(800))
+        .policy(
+            RetryPolicy::builder()
+                .base(Duration::from_millis(100))
+                .cap(Duration::from_millis(800))
+                .build()
+                .unwrap(),
+        )
         .spawn();
     assert!(matches!(next(&mut events).await, Event::Connected { .. }));
     let stopped = Instant::now();

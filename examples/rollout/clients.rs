@@ -34,7 +34,7 @@ use std::{
 
 use tokio::sync::watch;
 use wsdrain::{
-    client::{Client, Event, Events, Message, Reconnect},
+    client::{Client, Event, Events, Message, Reconnect, RetryPolicy},
     protocol::parse_notice,
 };
 
@@ -129,9 +129,13 @@ impl Lane {
     fn spawn(id: u64, url: &str) -> Lane {
         // The simulator runs its own handover over two lanes, so that every
         // mode measures the same way; the client's built-in one stays off.
+        let policy = RetryPolicy::builder()
+            .cap(Duration::from_secs(5))
+            .build()
+            .expect("a 5 s cap is a valid policy");
         let (client, events) = Reconnect::new(url.to_string())
             .handover(false)
-            .cap(Duration::from_secs(5))
+            .policy(policy)
             .connect_timeout(Duration::from_secs(5))
             .spawn();
         Lane {

@@ -6,15 +6,16 @@
 //!
 //! | what ended the connection | what the client does |
 //! |---|---|
-//! | Close 1001/1012 with a hint *h* | waits `h + random(0, max(hint_jitter, h/50))`, reconnects; not counted as a failure |
+//! | Close 1001, 1012 or 1013 with a hint *h* | waits `h + random(0, max(hint_jitter, h/50))`, reconnects; not counted as a failure |
 //! | upgrade refused with `Retry-After` (503, 429, ...) | waits that long plus the same jitter |
-//! | 1006 (no Close frame), refused/reset TCP, 1011, 1013, 5xx, 1001 without a hint | full-jitter backoff: `random(0, min(cap, base·2^attempt))` |
+//! | 1001/1012 without a hint | full-jitter backoff from 5 s (`going_away_base`) |
+//! | 1006 (no Close frame), refused/reset TCP, 1011, 1013 without a hint, 5xx | full-jitter backoff: `random(0, min(cap, base·2^attempt))` |
 //! | 1000, 1008, 4000–4999 (configurable), 401/403/other 4xx on the upgrade | stops ([`Event::GaveUp`]) |
 //!
 //! Defaults: `base` 250 ms, `cap` 30 s, `stable_after` 30 s (the failure
 //! count resets only after a connection stayed up that long), `hint_jitter`
 //! 50 ms, 5 s backoff base after a 1001/1012 without a hint (RFC 6455
-//! §7.2.3). The decision and the backoff are pure functions in [`retry`].
+//! §7.2.3); [`RetryPolicy::builder`] changes them ([`Reconnect::policy`]). The decision and the backoff are pure functions in [`retry`].
 //! `docs/CLIENTS.md` in the repository explains the defaults, and the browser
 //! module that follows the same rules.
 //!
@@ -49,8 +50,8 @@
 //!
 //! # API in short
 //!
-//! * [`Reconnect::new(url)`](Reconnect::new), builder methods (`base`, `cap`,
-//!   `stable_after`, `hint_jitter`, `terminal_codes`, ...), then
+//! * [`Reconnect::new(url)`](Reconnect::new), builder methods (`policy`
+//!   with a [`RetryPolicy`], `handover`, `health_check`, timeouts, ...), then
 //!   [`spawn()`](Reconnect::spawn) → `(Client, Events)`.
 //! * [`Events`] is a [`Stream`](futures_util::Stream) of [`Event`]:
 //!   `Connected`, `Message`, `Closed` (code, reason, parsed hint, `clean`),
@@ -71,11 +72,12 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use wsdrain_client::{Event, Message, Reconnect, SendError};
+//! use wsdrain_client::{Event, Message, Reconnect, RetryPolicy, SendError};
 //!
-//! # async fn run() {
+//! # async fn run() -> Result<(), wsdrain_client::RetryPolicyError> {
+//! let policy = RetryPolicy::builder().cap(Duration::from_secs(10)).build()?;
 //! let (client, mut events) = Reconnect::new("ws://127.0.0.1:3000/ws")
-//!     .cap(Duration::from_secs(10))
+//!     .policy(policy)
 //!     .spawn();
 //! while let Some(event) = events.next().await {
 //!     match event {
@@ -95,7 +97,7 @@
 //!         _ => {}
 //!     }
 //! }
-//! # }
+//! # Ok(()) }
 //! ```
 //!
 //! Unlike Python `websockets`' `connect()` iterator, which reconnects at once
@@ -113,5 +115,5 @@ pub use client::{
     Client, Closed, ConnectFailed, ConnectionId, Event, Events, FailedAt, GiveUp, Handover,
     NotReady, Reconnect, SendError,
 };
-pub use retry::{Decision, Outcome, RetryPolicy, Wait};
+pub use retry::{Decision, Outcome, RetryPolicy, RetryPolicyBuilder, RetryPolicyError, Wait};
 pub use tokio_tungstenite::tungstenite::{self, Message};

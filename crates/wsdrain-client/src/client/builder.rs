@@ -17,16 +17,19 @@ use crate::retry::RetryPolicy;
 /// Builds a reconnecting client.
 ///
 /// ```no_run
-/// # async fn f() {
+/// # async fn f() -> Result<(), wsdrain_client::RetryPolicyError> {
 /// use std::time::Duration;
-/// use wsdrain_client::Reconnect;
+/// use wsdrain_client::{Reconnect, RetryPolicy};
 ///
-/// let (client, mut events) = Reconnect::new("ws://127.0.0.1:3000/ws")
+/// let policy = RetryPolicy::builder()
 ///     .base(Duration::from_millis(250))
 ///     .cap(Duration::from_secs(30))
 ///     .terminal_codes(|code| matches!(code, 1008 | 4000..=4999)) // 1000 reconnects too
+///     .build()?;
+/// let (client, mut events) = Reconnect::new("ws://127.0.0.1:3000/ws")
+///     .policy(policy)
 ///     .spawn();
-/// # drop((client, events)); }
+/// # drop((client, events)); Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "a Reconnect does nothing until `spawn` is called"]
@@ -141,48 +144,9 @@ impl Reconnect {
         self
     }
 
-    /// First backoff ceiling (default 250 ms); see [`RetryPolicy::base`].
-    pub fn base(mut self, base: Duration) -> Self {
-        self.policy.base = base;
-        self
-    }
-
-    /// Longest wait of any kind (default 30 s); see [`RetryPolicy::cap`].
-    pub fn cap(mut self, cap: Duration) -> Self {
-        self.policy.cap = cap;
-        self
-    }
-
-    /// Backoff base after a 1001/1012 close without a hint (default 5 s); see
-    /// [`RetryPolicy::going_away_base`].
-    pub fn going_away_base(mut self, base: Duration) -> Self {
-        self.policy.going_away_base = base;
-        self
-    }
-
-    /// How long a connection must stay up to reset the failure count (default
-    /// 30 s); see [`RetryPolicy::stable_after`].
-    pub fn stable_after(mut self, after: Duration) -> Self {
-        self.policy.stable_after = after;
-        self
-    }
-
-    /// Least jitter added to a hint or `Retry-After` (default 50 ms); see
-    /// [`RetryPolicy::hint_jitter`].
-    pub fn hint_jitter(mut self, jitter: Duration) -> Self {
-        self.policy.hint_jitter = jitter;
-        self
-    }
-
-    /// Close codes after which the client stops (default: 1000, 1008,
-    /// 4000–4999, [`default_terminal_code`](crate::retry::default_terminal_code)).
-    /// 1001 and 1012 always reconnect.
-    pub fn terminal_codes(mut self, is_terminal: fn(u16) -> bool) -> Self {
-        self.policy.terminal_code = is_terminal;
-        self
-    }
-
-    /// Replaces the whole retry policy.
+    /// The reconnect rules (default [`RetryPolicy::default`]): backoff,
+    /// cap, jitter on hints, terminal codes. Build one with
+    /// [`RetryPolicy::builder`].
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
         self

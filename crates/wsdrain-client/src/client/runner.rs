@@ -296,7 +296,7 @@ impl Runner {
     /// Probes `health` until it answers 200; false when told to stop meanwhile.
     async fn await_healthy(&mut self, target: &Arc<Target>, health: Uri) -> bool {
         let policy = &self.config.policy;
-        let (base, cap, jitter) = (policy.base, policy.cap, policy.hint_jitter);
+        let (base, cap, jitter) = (policy.base(), policy.cap(), policy.hint_jitter());
         let mut attempt = 0u32;
         loop {
             let probe = connect::probe(target.clone(), health.clone());
@@ -686,7 +686,7 @@ impl Runner {
             }
         }
         let up_for = conn.opened.elapsed();
-        if up_for >= self.config.policy.stable_after {
+        if up_for >= self.config.policy.stable_after() {
             self.failures = 0;
         }
         let clean = conn.frame.is_some() && conn.ended_cleanly;
