@@ -20,63 +20,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use common::client::{HINT_JITTER, connected, next, next_closed, reconnecting, round_trip};
 use common::{InProc, Server, echo_router, quick_policy};
 use nix::sys::signal::Signal;
 use wsdrain::client::{
-    Closed, ConnectionId, Event, Events, FailedAt, GiveUp, Message, Reconnect, RetryPolicy,
-    RetryPolicyBuilder, SendError, Wait,
+    Event, FailedAt, GiveUp, Message, Reconnect, RetryPolicy, RetryPolicyBuilder, SendError, Wait,
 };
-
-/// Bound on waiting for any one event.
-const EVENT_LIMIT: Duration = Duration::from_secs(15);
-
-async fn next(events: &mut Events) -> Event {
-    match tokio::time::timeout(EVENT_LIMIT, events.next()).await {
-        Ok(Some(event)) => event,
-        Ok(None) => panic!("events ended"),
-        Err(_) => panic!("no event within {EVENT_LIMIT:?}"),
-    }
-}
-
-async fn connected(events: &mut Events) -> ConnectionId {
-    match next(events).await {
-        Event::Connected { connection } => connection,
-        other => panic!("expected Connected, got {other:?}"),
-    }
-}
-
-/// Skips messages until the connection closes.
-async fn next_closed(events: &mut Events) -> Closed {
-    loop {
-        match next(events).await {
-            Event::Closed(closed) => return closed,
-            Event::Message { .. } => {}
-            other => panic!("expected Closed, got {other:?}"),
-        }
-    }
-}
-
-async fn reconnecting(events: &mut Events) -> (Duration, Wait) {
-    match next(events).await {
-        Event::Reconnecting { delay, wait } => (delay, wait),
-        other => panic!("expected Reconnecting, got {other:?}"),
-    }
-}
-
-/// Sends `text` and waits for its echo on the same connection.
-async fn round_trip(client: &wsdrain::client::Client, events: &mut Events, text: &str) {
-    let id = client.send(Message::text(text)).await.unwrap();
-    match next(events).await {
-        Event::Message {
-            connection,
-            message,
-        } => {
-            assert_eq!(connection, id);
-            assert_eq!(message, Message::text(text));
-        }
-        other => panic!("expected the echo, got {other:?}"),
-    }
-}
 
 fn url(addr: SocketAddr, path: &str) -> String {
     format!("ws://{addr}{path}")
@@ -95,8 +44,6 @@ fn hinted_policy() -> wsdrain::DrainPolicy {
         .unwrap()
 }
 
-/// Least jitter the client adds to a hint (its default).
-const HINT_JITTER: Duration = Duration::from_millis(50);
 /// Slack for scheduling and connecting on a busy machine: proves a bound
 /// exists, not a speed.
 const SLACK: Duration = Duration::from_secs(1);
@@ -113,7 +60,7 @@ async fn reconnects_after_the_hint_in_process() {
     }
     let first = connected(&mut events).await;
     assert_eq!(first.get(), 1);
-    assert_eq!(client.connection().await, Some(first));
+    assert_eq!(client.connection(), Some(first));
     round_trip(&client, &mut events, "1").await;
 
     let before_close = Instant::now();
@@ -162,7 +109,7 @@ async fn reconnects_after_the_hint_in_process() {
     );
     round_trip(&client, &mut events, "2").await;
 
-    client.close().await;
+    client.close();
     let last = next_closed(&mut events).await;
     assert_eq!((last.connection, last.code), (second, 1000));
     assert_eq!(next(&mut events).await, Event::GaveUp(GiveUp::ClientClosed));
@@ -221,7 +168,7 @@ async fn reconnects_after_sigterm_to_a_new_process() {
     );
     round_trip(&client, &mut events, "after").await;
     assert_eq!(second.get(), 2);
-    client.close().await;
+    client.close();
 }
 
 #[tokio::test]
@@ -242,7 +189,7 @@ async fn abnormal_end_backs_off() {
     assert_eq!(wait, Wait::Backoff { attempt: 0 });
     assert!(delay < Duration::from_millis(50), "{delay:?}");
     plain.wait_exit(Duration::from_secs(10));
-    client.close().await;
+    client.close();
 }
 
 /// An echo server drained into Closing, held there (for `close_timeout`) by
@@ -304,7 +251,7 @@ async fn refused_upgrade_retry_after_is_honoured() {
         again_seen - failed_seen
     );
     drop(mute);
-    client.close().await;
+    client.close();
     server.report().await;
 }
 
@@ -344,7 +291,7 @@ async fn try_again_later_with_a_hint_is_honoured_like_going_away() {
     // The second attempt came no earlier than the first hint.
     let (first_seen, first_hint) = closes[0];
     assert!(closes[1].0 - first_seen >= first_hint, "{closes:?}");
-    client.close().await;
+    client.close();
     drop(mute);
     server.report().await;
 }
@@ -390,7 +337,7 @@ async fn backoff_stays_within_cap_and_grows() {
     let early: Duration = delays[..3].iter().sum();
     let late: Duration = delays[6..].iter().sum();
     assert!(late > early, "early {early:?}, late {late:?}: {delays:?}");
-    client.close().await;
+    client.close();
     assert_eq!(next(&mut events).await, Event::GaveUp(GiveUp::ClientClosed));
 }
 
@@ -467,7 +414,7 @@ async fn terminal_codes_are_configurable_and_others_retry() {
         assert_eq!(wait, Wait::Backoff { attempt: 0 }, "{code}");
         let second = connected(&mut events).await;
         assert!(second > first);
-        client.close().await;
+        client.close();
     }
     let (_client, mut events) = Reconnect::new(url(server.addr, "/close/4001"))
         .policy(retry(|p| p.terminal_codes(|code| code == 4001)))
@@ -514,7 +461,7 @@ async fn only_a_stable_connection_resets_the_backoff() {
                 "stable after {stable_after:?}"
             );
         }
-        client.close().await;
+        client.close();
     }
     server.controller.begin();
     server.report().await;

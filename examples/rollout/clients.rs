@@ -290,7 +290,7 @@ pub(crate) async fn run_client(
                         let old = std::mem::replace(&mut current, new);
                         let busy = outstanding.as_ref().is_some_and(|o| o.1 == old.id);
                         if !busy {
-                            old.client.close().await;
+                            old.client.close();
                         }
                         retire_when_answered = busy;
                         retiring = Some(old);
@@ -334,7 +334,7 @@ pub(crate) async fn run_client(
                         if from == Source::Retiring && retire_when_answered {
                             retire_when_answered = false;
                             if let Some(old) = &retiring {
-                                old.client.close().await;
+                                old.client.close();
                             }
                         }
                     }
@@ -411,9 +411,9 @@ pub(crate) async fn run_client(
 
 /// Stops every lane with a Close(1000).
 async fn close_all(current: &Lane, next: &Option<Lane>, retiring: &Option<Lane>) {
-    current.client.close().await;
+    current.client.close();
     for l in [next, retiring].into_iter().flatten() {
-        l.client.close().await;
+        l.client.close();
     }
 }
 

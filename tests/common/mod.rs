@@ -10,6 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[cfg(feature = "client")]
+pub mod client;
+pub mod peers;
+
 use futures_util::StreamExt;
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::{

@@ -60,11 +60,17 @@
 //!   `NotReady`, `GaveUp` (then the stream ends). Dropping it stops the
 //!   client. [`Event`] is `#[non_exhaustive]`: match with a `_` arm.
 //! * [`Client::send`] writes on the open connection and returns its
-//!   [`ConnectionId`], or [`SendError::NotConnected`] (message handed back)
-//!   when none is open, or [`SendError::Failed`]. Every send that returned
-//!   `Ok(id)` was written before `Event::Closed` for `id` was emitted, so an
-//!   application always knows which connection carried a message and when
-//!   that connection ended. [`Client::close`] stops for good.
+//!   [`ConnectionId`] once the message is flushed. The write runs in the
+//!   client's task, queued per connection, so a server that stops reading
+//!   holds up nothing else, and one that takes no byte for
+//!   [`write_timeout`](Reconnect::write_timeout) (10 s) has its connection
+//!   ended and replaced. A message that was not written comes back
+//!   ([`SendError::NotConnected`], [`SendError::Unsent`]); one cut short
+//!   is reported ([`SendError::Failed`]); none is resent on its own. Every
+//!   send that returned `Ok(id)` was written before `Event::Closed` for `id`
+//!   was emitted, so an application always knows which connection carried
+//!   a message and when that connection ended. [`Client::close`] stops for
+//!   good.
 //! * Every transition is logged with `tracing` (`info` for connected, closed,
 //!   reconnecting, gave up; `warn` for failed attempts).
 //!

@@ -355,7 +355,7 @@ impl RetryPolicy {
     /// * Close 1001, 1012 or 1013 with a hint ([`honours_hint`]): [`Wait::Hint`],
     ///   `advised_delay(hint)`.
     /// * Refused upgrade with `Retry-After` (503, 429, ...): [`Wait::RetryAfter`].
-    /// * Terminal close codes (see [`terminal_code`](Self::terminal_code)),
+    /// * Terminal close codes (see [`is_terminal`](Self::is_terminal)),
     ///   terminal statuses ([`terminal_status`]) and unusable requests: [`Decision::Stop`].
     /// * 1001/1012 without a hint: full-jitter backoff from `going_away_base`.
     /// * Everything else (1006, refused or reset connections, 1011, 1013

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::events::Events;
-use super::handle::{Client, Shared};
+use super::handle::{Client, Route, Shared};
 use super::runner::Runner;
 use crate::retry::RetryPolicy;
 
@@ -39,6 +39,8 @@ pub struct Reconnect {
     pub(super) policy: RetryPolicy,
     pub(super) connect_timeout: Duration,
     pub(super) close_timeout: Duration,
+    pub(super) write_timeout: Duration,
+    pub(super) send_queue: usize,
     pub(super) ws_config: WebSocketConfig,
     pub(super) handover: bool,
     pub(super) health: Health,
@@ -63,7 +65,9 @@ impl Reconnect {
     /// handovers included, sends the same request. The default policy is
     /// [`RetryPolicy::default`].
     ///
-    /// A request that cannot be built is reported when the client starts:
+    /// A request that cannot be built (or a zero
+    /// [`write_timeout`](Self::write_timeout)) is reported when the client
+    /// starts:
     /// [`Event::ConnectFailed`](crate::Event::ConnectFailed) at stage
     /// [`FailedAt::Request`](crate::FailedAt::Request), then
     /// [`GiveUp::Unusable`](crate::GiveUp::Unusable).
@@ -73,6 +77,8 @@ impl Reconnect {
             policy: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(10),
+            send_queue: 64,
             ws_config: WebSocketConfig::default(),
             handover: true,
             health: Health::Off,
@@ -167,6 +173,30 @@ impl Reconnect {
         self
     }
 
+    /// How long a write may wait without the server taking a single byte
+    /// (default 10 s); then the connection is ended as broken (reported as
+    /// `Closed` with code 1006, or the code of a Close that came before,
+    /// and an error saying so) and the client reconnects as after any
+    /// failure. Its sends are answered ([`Client::send`]). A server that
+    /// takes data slowly is never cut: any byte written restarts the wait.
+    /// 10 s: a server that takes nothing for that long while the client has
+    /// data for it does not read, or is gone without a word (a dead path is
+    /// otherwise noticed only after TCP's retransmissions, some 15 minutes).
+    /// Zero makes the client unusable (reported when it starts).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// How many messages [`Client::send`] may queue per connection (default
+    /// 64, at least 1); while the queue is full, `send` waits for room.
+    /// Every `send` waits for its own write, so the queue only fills with
+    /// sends from several tasks at once, or behind a slow server.
+    pub fn send_queue(mut self, messages: usize) -> Self {
+        self.send_queue = messages.max(1);
+        self
+    }
+
     /// How many events may wait unread (default 1024); when full, the client
     /// stops reading from the socket until the application catches up.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
@@ -188,17 +218,14 @@ impl Reconnect {
     ///
     /// Outside a tokio runtime.
     pub fn spawn(self) -> (Client, Events) {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            open: Mutex::new(None),
-            stop: stop_tx,
-        });
+        let (route, stop) = watch::channel(Route::default());
+        let shared = Arc::new(Shared { route });
         let (tx, rx) = mpsc::channel(self.event_capacity);
         let runner = Runner {
             config: self,
             shared: shared.clone(),
             events: tx,
-            stop: stop_rx,
+            stop,
             connections: 0,
             failures: 0,
         };
@@ -225,6 +252,10 @@ mod tests {
             (
                 Reconnect::new("ws://127.0.0.1:9/ws").health_url("not a url"),
                 "health URL",
+            ),
+            (
+                Reconnect::new("ws://127.0.0.1:9/ws").write_timeout(Duration::ZERO),
+                "write_timeout",
             ),
         ] {
             let (_client, mut events) = reconnect.spawn();

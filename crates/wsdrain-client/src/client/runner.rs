@@ -6,19 +6,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Message};
 use wsdrain_protocol::{CloseHint, parse_notice};
 
 use super::builder::{Health, Reconnect};
+use super::conn::{Conn, ConnEvent, Limits};
 use super::connect::{self, Target};
 use super::events::{Closed, ConnectFailed, Event, FailedAt, GiveUp, Handover, NotReady};
-use super::handle::{Open, Shared, close_open};
+use super::handle::{Route, Shared};
 use super::{ConnectionId, Ws};
 use crate::retry::{Decision, Outcome, RetryPolicy, Wait, advised_delay, full_jitter};
 
@@ -27,7 +26,7 @@ pub(super) struct Runner {
     pub(super) config: Reconnect,
     pub(super) shared: Arc<Shared>,
     pub(super) events: mpsc::Sender<Event>,
-    pub(super) stop: watch::Receiver<bool>,
+    pub(super) stop: watch::Receiver<Route>,
     pub(super) connections: u64,
     /// Consecutive failures: the backoff attempt number.
     pub(super) failures: u32,
@@ -39,81 +38,10 @@ enum Next {
     Stop(GiveUp),
 }
 
-/// The read side of one open connection and what it has seen.
-struct Conn {
-    id: ConnectionId,
-    stream: SplitStream<Ws>,
-    opened: Instant,
-    /// The Close frame received (code, reason).
-    frame: Option<(u16, String)>,
-    error: Option<String>,
-    ended_cleanly: bool,
-    /// Set once a Close went either way: the server must end TCP by then.
-    deadline: Option<Instant>,
-}
-
-enum Read {
-    Next(Option<Result<Message, tungstenite::Error>>),
-    TimedOut,
-}
-
-impl Conn {
-    fn new(id: ConnectionId, stream: SplitStream<Ws>) -> Conn {
-        Conn {
-            id,
-            stream,
-            opened: Instant::now(),
-            frame: None,
-            error: None,
-            ended_cleanly: false,
-            deadline: None,
-        }
-    }
-
-    async fn read(&mut self) -> Read {
-        let deadline = self.deadline;
-        tokio::select! {
-            next = self.stream.next() => Read::Next(next),
-            () = sleep_until(deadline) => Read::TimedOut,
-        }
-    }
-
-    /// Applies one read; true when the connection has ended.
-    fn ended(&mut self, read: &Read, close_timeout: Duration) -> bool {
-        match read {
-            Read::Next(Some(Ok(Message::Close(close)))) => {
-                let (code, reason) = close.as_ref().map_or((1005, String::new()), |f| {
-                    (u16::from(f.code), f.reason.to_string())
-                });
-                tracing::debug!(connection = %self.id, code, reason, "close frame received");
-                self.frame = Some((code, reason));
-                self.deadline.get_or_insert(Instant::now() + close_timeout);
-                false
-            }
-            Read::Next(Some(Ok(_))) => false,
-            Read::Next(Some(Err(e))) => {
-                self.error = Some(e.to_string());
-                true
-            }
-            Read::Next(None) => {
-                self.ended_cleanly = true;
-                true
-            }
-            Read::TimedOut => {
-                self.error = Some(format!(
-                    "no TCP close within {close_timeout:?} of the Close"
-                ));
-                true
-            }
-        }
-    }
-}
-
 /// The noticed connection after sends moved to the next one: read until its
 /// Close, or closed by the client with 1000 if the server overstays.
 struct Old {
     conn: Conn,
-    sink: SplitSink<Ws, Message>,
     /// When the next connection took over.
     switched: Instant,
     connect_time: Duration,
@@ -123,28 +51,25 @@ struct Old {
     close_sent: bool,
 }
 
-enum OldRead {
-    Read(Read),
+enum OldEvent {
+    Conn(ConnEvent),
     Overdue,
 }
 
 impl Old {
-    async fn read(&mut self) -> OldRead {
+    async fn next(&mut self) -> OldEvent {
         let close_by = (!self.close_sent).then_some(self.close_by);
         tokio::select! {
-            read = self.conn.read() => OldRead::Read(read),
-            () = sleep_until(close_by) => OldRead::Overdue,
+            event = self.conn.next() => OldEvent::Conn(event),
+            () = sleep_until(close_by) => OldEvent::Overdue,
         }
     }
 
-    async fn send_close(&mut self, close_timeout: Duration) {
+    fn send_close(&mut self) {
         if !self.close_sent {
             self.close_sent = true;
             tracing::debug!(connection = %self.conn.id, "client closes the old connection");
-            let _ = self.sink.send(Message::Close(Some(normal_close()))).await;
-            self.conn
-                .deadline
-                .get_or_insert(Instant::now() + close_timeout);
+            self.conn.close(normal_close());
         }
     }
 }
@@ -166,9 +91,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn read_old(old: &mut Option<Old>) -> OldRead {
+async fn next_old(old: &mut Option<Old>) -> OldEvent {
     match old {
-        Some(old) => old.read().await,
+        Some(old) => old.next().await,
         None => std::future::pending().await,
     }
 }
@@ -245,6 +170,9 @@ impl Runner {
             error,
         };
         let request = self.config.request.clone().map_err(unusable)?;
+        if self.config.write_timeout.is_zero() {
+            return Err(unusable("write_timeout must be above zero".into()));
+        }
         let health = match &self.config.health {
             Health::Off => None,
             Health::SameOrigin => Some(
@@ -275,7 +203,26 @@ impl Runner {
     }
 
     fn stopping(&self) -> bool {
-        *self.stop.borrow()
+        self.stop.borrow().stopped
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            close_timeout: self.config.close_timeout,
+            write_timeout: self.config.write_timeout,
+            send_queue: self.config.send_queue,
+        }
+    }
+
+    /// Stops sends going to `id`.
+    fn unroute(&self, id: ConnectionId) {
+        self.shared.route.send_if_modified(|route| route.close(id));
+    }
+
+    /// Stops sends going to `conn` and closes it with `frame`.
+    fn close_conn(&self, conn: &mut Conn, frame: CloseFrame) {
+        self.unroute(conn.id);
+        conn.close(frame);
     }
 
     /// Sends an event; false when the application dropped the events.
@@ -285,7 +232,7 @@ impl Runner {
 
     /// Sleeps `delay`; false when told to stop meanwhile.
     async fn pause(&mut self, delay: Duration) -> bool {
-        let stop = self.stop.wait_for(|&s| s);
+        let stop = self.stop.wait_for(|r| r.stopped);
         tokio::select! {
             () = tokio::time::sleep(delay) => true,
             _ = stop => false,
@@ -301,7 +248,7 @@ impl Runner {
         loop {
             let probe = connect::probe(target.clone(), health.clone());
             let answer = {
-                let stop = self.stop.wait_for(|&s| s);
+                let stop = self.stop.wait_for(|r| r.stopped);
                 tokio::select! {
                     answer = probe => answer,
                     _ = stop => return false,
@@ -350,7 +297,7 @@ impl Runner {
     async fn attempt(&mut self, target: &Arc<Target>) -> Next {
         tracing::debug!(url = %target.uri(), failures = self.failures, "connecting");
         let result = {
-            let stop = self.stop.wait_for(|&s| s);
+            let stop = self.stop.wait_for(|r| r.stopped);
             tokio::select! {
                 r = connect::connect(target.clone()) => r,
                 _ = stop => return Next::Stop(GiveUp::ClientClosed),
@@ -372,7 +319,7 @@ impl Runner {
                 return Next::Decide(outcome);
             }
         };
-        let conn = self.install(ws).await;
+        let mut conn = self.install(ws);
         tracing::info!(url = %target.uri(), connection = %conn.id, "connected");
         if !self
             .emit(Event::Connected {
@@ -380,24 +327,23 @@ impl Runner {
             })
             .await
         {
-            close_open(&self.shared, going_away()).await;
+            self.close_conn(&mut conn, going_away());
         }
         self.live(target, conn).await
     }
 
-    /// Makes `ws` the connection sends go to.
-    async fn install(&mut self, ws: Ws) -> Conn {
+    /// Makes `ws` the connection sends go to (unless the client was told to
+    /// stop meanwhile: its task then closes it).
+    fn install(&mut self, ws: Ws) -> Conn {
         self.connections += 1;
-        let id = ConnectionId(self.connections);
-        let (sink, stream) = ws.split();
-        *self.shared.open.lock().await = Some(Open { id, sink });
-        Conn::new(id, stream)
+        let (conn, lane) = Conn::open(ConnectionId(self.connections), ws, self.limits());
+        self.shared.route.send_if_modified(|route| route.open(lane));
+        conn
     }
 
     /// Reads the open connection until it ends, handing over to a new one on
     /// a drain notice.
     async fn live(&mut self, target: &Arc<Target>, first: Conn) -> Next {
-        let close_timeout = self.config.close_timeout;
         let mut cur = first;
         let mut old: Option<Old> = None;
         let mut pending: Option<Pending> = None;
@@ -407,72 +353,65 @@ impl Runner {
         let mut deferred: Option<(ConnectionId, Instant, Duration)> = None;
         loop {
             enum Step {
-                Cur(Read),
-                Old(OldRead),
+                Cur(ConnEvent),
+                Old(OldEvent),
                 Opened(Result<Box<Ws>, ConnectFailed>),
                 Stop,
             }
             let step = {
-                let stop = self.stop.wait_for(|&s| s);
+                let stop = self.stop.wait_for(|r| r.stopped);
                 let events_gone = self.events.closed();
                 tokio::select! {
-                    read = cur.read() => Step::Cur(read),
-                    read = read_old(&mut old) => Step::Old(read),
+                    event = cur.next() => Step::Cur(event),
+                    event = next_old(&mut old) => Step::Old(event),
                     opened = poll_pending(&mut pending) => Step::Opened(opened),
                     _ = stop, if !client_closing => Step::Stop,
                     () = events_gone, if !client_closing => Step::Stop,
                 }
             };
+            // The application dropped the events: close everything, go away.
+            let mut gone = false;
             match step {
-                Step::Cur(read) => {
-                    if let Read::Next(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) =
-                        read
-                    {
-                        let notice = match &message {
-                            Message::Text(text) if self.config.handover => parse_notice(text),
-                            _ => None,
-                        };
-                        let event = match notice {
-                            Some(ms) => {
-                                let close_in = Duration::from_millis(ms);
-                                tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
-                                if pending.is_none() && !client_closing && cur.frame.is_none() {
-                                    if old.is_none() {
-                                        pending = Some(Pending {
-                                            from: cur.id,
-                                            noticed: Instant::now(),
-                                            close_in,
-                                            attempt: Box::pin(connect::connect(target.clone())),
-                                        });
-                                    } else {
-                                        deferred = Some((cur.id, Instant::now(), close_in));
-                                    }
-                                }
-                                Event::DrainNotice {
-                                    connection: cur.id,
-                                    close_in,
+                Step::Cur(ConnEvent::Message(message)) => {
+                    let notice = match &message {
+                        Message::Text(text) if self.config.handover => parse_notice(text),
+                        _ => None,
+                    };
+                    let event = match notice {
+                        Some(ms) => {
+                            let close_in = Duration::from_millis(ms);
+                            tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
+                            if pending.is_none() && !client_closing && cur.frame.is_none() {
+                                if old.is_none() {
+                                    pending = Some(Pending {
+                                        from: cur.id,
+                                        noticed: Instant::now(),
+                                        close_in,
+                                        attempt: Box::pin(connect::connect(target.clone())),
+                                    });
+                                } else {
+                                    deferred = Some((cur.id, Instant::now(), close_in));
                                 }
                             }
-                            None => Event::Message {
+                            Event::DrainNotice {
                                 connection: cur.id,
-                                message,
-                            },
-                        };
-                        if !self.emit(event).await && !client_closing {
-                            client_closing = true;
-                            pending = None;
-                            close_open(&self.shared, going_away()).await;
-                            cur.deadline.get_or_insert(Instant::now() + close_timeout);
+                                close_in,
+                            }
                         }
-                        continue;
-                    }
-                    if !cur.ended(&read, close_timeout) {
-                        continue;
-                    }
-                    let outcome = self.report_closed(&cur).await;
+                        None => Event::Message {
+                            connection: cur.id,
+                            message,
+                        },
+                    };
+                    gone = !self.emit(event).await;
+                }
+                // Sends stop at once; the end follows.
+                Step::Cur(ConnEvent::PeerClosing) => self.unroute(cur.id),
+                Step::Cur(ConnEvent::Ended) => {
+                    let outcome = self.report_closed(&mut cur).await;
                     if let Some(mut old) = old.take() {
                         // The new connection died during the overlap: end the old one too.
-                        old.send_close(close_timeout).await;
+                        old.send_close();
                         self.finish_old(old).await;
                     }
                     let Some(outcome) = outcome.filter(|_| !client_closing) else {
@@ -484,7 +423,7 @@ impl Runner {
                     // The Close came before the next connection was open:
                     // no overlap, but no wait either if it opens.
                     let opened = {
-                        let stop = self.stop.wait_for(|&s| s);
+                        let stop = self.stop.wait_for(|r| r.stopped);
                         tokio::select! {
                             opened = p.attempt => opened,
                             _ = stop => return Next::Stop(GiveUp::ClientClosed),
@@ -493,13 +432,9 @@ impl Runner {
                     };
                     match opened {
                         Ok(ws) => {
-                            cur = self.install(ws).await;
+                            cur = self.install(ws);
                             tracing::info!(connection = %cur.id, "connected after the notice");
-                            if !self.emit(Event::Connected { connection: cur.id }).await {
-                                client_closing = true;
-                                close_open(&self.shared, going_away()).await;
-                                cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                            }
+                            gone = !self.emit(Event::Connected { connection: cur.id }).await;
                         }
                         Err(failed) => {
                             if !self.handover_failed(p.from, failed).await {
@@ -509,32 +444,24 @@ impl Runner {
                         }
                     }
                 }
-                Step::Old(OldRead::Overdue) => {
+                Step::Old(OldEvent::Overdue) => {
                     if let Some(old) = old.as_mut() {
-                        old.send_close(close_timeout).await;
+                        old.send_close();
                     }
                 }
-                Step::Old(OldRead::Read(read)) => {
-                    let Some(o) = old.as_mut() else { continue };
-                    if let Read::Next(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) =
-                        read
-                    {
+                Step::Old(OldEvent::Conn(ConnEvent::Message(message))) => {
+                    if let Some(o) = old.as_ref() {
                         // Late answers to what was sent before the switch.
                         let event = Event::Message {
                             connection: o.conn.id,
                             message,
                         };
-                        if !self.emit(event).await && !client_closing {
-                            client_closing = true;
-                            close_open(&self.shared, going_away()).await;
-                            cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                        }
-                        continue;
+                        gone = !self.emit(event).await;
                     }
-                    if !o.conn.ended(&read, close_timeout) {
-                        continue;
-                    }
-                    if let Some(o) = old.take() {
+                }
+                Step::Old(OldEvent::Conn(ConnEvent::PeerClosing)) => {}
+                Step::Old(OldEvent::Conn(ConnEvent::Ended)) => {
+                    if let Some(mut o) = old.take() {
                         let overlap = o.switched.elapsed();
                         let handover = Handover {
                             from: o.conn.id,
@@ -542,7 +469,7 @@ impl Runner {
                             overlap,
                             connect_time: o.connect_time,
                         };
-                        let delivered = self.report_closed(&o.conn).await.is_some();
+                        let delivered = self.report_closed(&mut o.conn).await.is_some();
                         if let Some((from, noticed, close_in)) = deferred.take() {
                             if from == cur.id && cur.frame.is_none() && !client_closing {
                                 pending = Some(Pending {
@@ -554,15 +481,7 @@ impl Runner {
                             }
                         }
                         tracing::info!(from = %handover.from, to = %handover.to, overlap_ms = overlap.as_millis() as u64, "handover");
-                        if (!delivered || !self.emit(Event::Handover(handover)).await)
-                            && !client_closing
-                        {
-                            {
-                                client_closing = true;
-                                close_open(&self.shared, going_away()).await;
-                                cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                            }
-                        }
+                        gone = !delivered || !self.emit(Event::Handover(handover)).await;
                     }
                 }
                 Step::Opened(opened) => {
@@ -572,23 +491,10 @@ impl Runner {
                             if let Some(o) = self.switch(&mut cur, *ws, p.noticed, p.close_in).await
                             {
                                 old = Some(o);
-                                if !self.emit(Event::Connected { connection: cur.id }).await {
-                                    client_closing = true;
-                                    close_open(&self.shared, going_away()).await;
-                                    cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                                    if let Some(o) = old.as_mut() {
-                                        o.send_close(close_timeout).await;
-                                    }
-                                }
+                                gone = !self.emit(Event::Connected { connection: cur.id }).await;
                             }
                         }
-                        Err(failed) => {
-                            if !self.handover_failed(p.from, failed).await && !client_closing {
-                                client_closing = true;
-                                close_open(&self.shared, going_away()).await;
-                                cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                            }
-                        }
+                        Err(failed) => gone = !self.handover_failed(p.from, failed).await,
                     }
                 }
                 Step::Stop => {
@@ -599,19 +505,26 @@ impl Runner {
                     } else {
                         going_away()
                     };
-                    close_open(&self.shared, frame).await;
-                    cur.deadline.get_or_insert(Instant::now() + close_timeout);
+                    self.close_conn(&mut cur, frame);
                     if let Some(o) = old.as_mut() {
-                        o.send_close(close_timeout).await;
+                        o.send_close();
                     }
+                }
+            }
+            if gone && !client_closing {
+                client_closing = true;
+                pending = None;
+                self.close_conn(&mut cur, going_away());
+                if let Some(o) = old.as_mut() {
+                    o.send_close();
                 }
             }
         }
     }
 
     /// Moves sends from `cur` to the new connection `ws`, which becomes
-    /// `cur`; returns the old one. `None` (and `ws` closed) when sends are no
-    /// longer on `cur` (the client is closing).
+    /// `cur`; returns the old one. `None` (and `ws` closed) when the client
+    /// is stopping.
     async fn switch(
         &mut self,
         cur: &mut Conn,
@@ -619,34 +532,39 @@ impl Runner {
         noticed: Instant,
         close_in: Duration,
     ) -> Option<Old> {
-        let (sink, stream) = ws.split();
-        let mut open = self.shared.open.lock().await;
-        let Some(current) = open.as_mut().filter(|o| o.id == cur.id) else {
-            drop(open);
-            let mut sink = sink;
-            let _ = sink.send(Message::Close(Some(normal_close()))).await;
+        let id = ConnectionId(self.connections + 1);
+        let (mut conn, lane) = Conn::open(id, ws, self.limits());
+        // One step: a send goes wholly to the old connection or wholly to the
+        // new one, and a stop cannot slip in between.
+        let cur_id = cur.id;
+        let moved = self.shared.route.send_if_modified(|route| {
+            let from_cur = route.open.as_ref().is_none_or(|lane| lane.id == cur_id);
+            from_cur && route.open(lane)
+        });
+        if !moved {
+            conn.close(normal_close());
+            self.finish_unused(conn).await;
             return None;
-        };
+        }
         self.connections += 1;
-        let id = ConnectionId(self.connections);
-        // Under the lock: a send is written wholly on the old connection or
-        // wholly on the new one, never on both, never on neither.
-        let old_sink = std::mem::replace(&mut current.sink, sink);
-        current.id = id;
-        drop(open);
         let switched = Instant::now();
-        let old_conn = std::mem::replace(cur, Conn::new(id, stream));
+        let old_conn = std::mem::replace(cur, conn);
         let connect_time = switched - noticed;
         tracing::info!(from = %old_conn.id, to = %id, connect_ms = connect_time.as_millis() as u64, "sends moved to the new connection");
         Some(Old {
             conn: old_conn,
-            sink: old_sink,
             switched,
             connect_time,
             to: id,
             close_by: noticed + close_in + self.config.close_timeout,
             close_sent: false,
         })
+    }
+
+    /// Reads a connection the client does not use to its end (its Close
+    /// asked for, so bounded by the close timeout), unreported.
+    async fn finish_unused(&mut self, mut conn: Conn) {
+        while !matches!(conn.next().await, ConnEvent::Ended) {}
     }
 
     /// Reports a failed handover attempt; false when the events are gone.
@@ -656,35 +574,20 @@ impl Runner {
             .await
     }
 
-    /// Reads `old` to its end (bounded by its deadline) and reports it.
+    /// Reads `old` to its end (bounded: its Close is sent) and reports it.
     async fn finish_old(&mut self, mut old: Old) {
-        let close_timeout = self.config.close_timeout;
-        loop {
-            let read = match old.read().await {
-                OldRead::Read(read) => read,
-                OldRead::Overdue => {
-                    old.send_close(close_timeout).await;
-                    continue;
-                }
-            };
-            if old.conn.ended(&read, close_timeout) {
-                break;
-            }
-        }
-        let _ = self.report_closed(&old.conn).await;
+        old.send_close();
+        while !matches!(old.conn.next().await, ConnEvent::Ended) {}
+        let _ = self.report_closed(&mut old.conn).await;
     }
 
     /// Emits [`Event::Closed`] for `conn`; the outcome for the retry policy,
     /// `None` when the events are gone.
-    async fn report_closed(&mut self, conn: &Conn) -> Option<Outcome> {
-        {
-            // From here on sends fail with NotConnected; sends that returned
-            // Ok completed before this lock was taken.
-            let mut open = self.shared.open.lock().await;
-            if open.as_ref().is_some_and(|o| o.id == conn.id) {
-                drop(open.take());
-            }
-        }
+    async fn report_closed(&mut self, conn: &mut Conn) -> Option<Outcome> {
+        // From here on sends fail with NotConnected; every send to `conn` has
+        // its answer before Closed is emitted.
+        self.unroute(conn.id);
+        conn.abandon();
         let up_for = conn.opened.elapsed();
         if up_for >= self.config.policy.stable_after() {
             self.failures = 0;
