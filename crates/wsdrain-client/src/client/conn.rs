@@ -119,6 +119,8 @@ pub(super) struct Conn<S = MaybeTlsStream<TcpStream>> {
     pub(super) id: ConnectionId,
     ws: WebSocketStream<Progress<S>>,
     pub(super) opened: Instant,
+    /// Opened by a handover (after a drain notice), not by a reconnect.
+    pub(super) by_handover: bool,
     /// The Close frame received (code, reason).
     pub(super) frame: Option<(u16, String)>,
     pub(super) error: Option<String>,
@@ -154,6 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             id,
             ws,
             opened: Instant::now(),
+            by_handover: false,
             frame: None,
             error: None,
             ended_cleanly: false,

@@ -81,6 +81,9 @@ struct Pending {
     from: ConnectionId,
     noticed: Instant,
     close_in: Duration,
+    /// When the attempt begins: at once, or after the backoff when the
+    /// noticed connection was itself a young handover's.
+    starts: Instant,
     attempt: Attempt,
 }
 
@@ -383,12 +386,12 @@ impl Runner {
                             tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
                             if pending.is_none() && !client_closing && cur.frame.is_none() {
                                 if old.is_none() {
-                                    pending = Some(Pending {
-                                        from: cur.id,
-                                        noticed: Instant::now(),
+                                    pending = Some(self.hand_over(
+                                        target,
+                                        &cur,
+                                        Instant::now(),
                                         close_in,
-                                        attempt: Box::pin(connect::connect(target.clone())),
-                                    });
+                                    ));
                                 } else {
                                     deferred = Some((cur.id, Instant::now(), close_in));
                                 }
@@ -417,7 +420,9 @@ impl Runner {
                     let Some(outcome) = outcome.filter(|_| !client_closing) else {
                         return Next::Stop(GiveUp::ClientClosed);
                     };
-                    let Some(p) = pending.take() else {
+                    // A handover still waiting out its backoff gives way to
+                    // the Close's advice.
+                    let Some(p) = pending.take().filter(|p| p.starts <= Instant::now()) else {
                         return Next::Decide(outcome);
                     };
                     // The Close came before the next connection was open:
@@ -433,6 +438,7 @@ impl Runner {
                     match opened {
                         Ok(ws) => {
                             cur = self.install(ws);
+                            cur.by_handover = true;
                             tracing::info!(connection = %cur.id, "connected after the notice");
                             gone = !self.emit(Event::Connected { connection: cur.id }).await;
                         }
@@ -472,12 +478,7 @@ impl Runner {
                         let delivered = self.report_closed(&mut o.conn).await.is_some();
                         if let Some((from, noticed, close_in)) = deferred.take() {
                             if from == cur.id && cur.frame.is_none() && !client_closing {
-                                pending = Some(Pending {
-                                    from,
-                                    noticed,
-                                    close_in,
-                                    attempt: Box::pin(connect::connect(target.clone())),
-                                });
+                                pending = Some(self.hand_over(target, &cur, noticed, close_in));
                             }
                         }
                         tracing::info!(from = %handover.from, to = %handover.to, overlap_ms = overlap.as_millis() as u64, "handover");
@@ -522,6 +523,42 @@ impl Runner {
         }
     }
 
+    /// The attempt that replaces `cur` after its notice. At once, unless
+    /// `cur` was itself opened by a handover and is younger than
+    /// `stable_after`: servers that notice every new connection would
+    /// otherwise chain handovers as fast as they accept (the way
+    /// centrifuge-js once made 189 attempts in 500 ms). Such a notice counts
+    /// as a failure and waits the backoff first.
+    fn hand_over(
+        &mut self,
+        target: &Arc<Target>,
+        cur: &Conn,
+        noticed: Instant,
+        close_in: Duration,
+    ) -> Pending {
+        let policy = &self.config.policy;
+        let wait = if cur.by_handover && cur.opened.elapsed() < policy.stable_after() {
+            let wait = full_jitter(policy.base(), policy.cap(), self.failures, fastrand::f64());
+            self.failures = self.failures.saturating_add(1);
+            tracing::info!(connection = %cur.id, wait_ms = wait.as_millis() as u64, "drain notice on a new handover: backing off first");
+            wait
+        } else {
+            Duration::ZERO
+        };
+        let starts = Instant::now() + wait;
+        let target = target.clone();
+        Pending {
+            from: cur.id,
+            noticed,
+            close_in,
+            starts,
+            attempt: Box::pin(async move {
+                tokio::time::sleep_until(starts).await;
+                connect::connect(target).await
+            }),
+        }
+    }
+
     /// Moves sends from `cur` to the new connection `ws`, which becomes
     /// `cur`; returns the old one. `None` (and `ws` closed) when the client
     /// is stopping.
@@ -534,6 +571,7 @@ impl Runner {
     ) -> Option<Old> {
         let id = ConnectionId(self.connections + 1);
         let (mut conn, lane) = Conn::open(id, ws, self.limits());
+        conn.by_handover = true;
         // One step: a send goes wholly to the old connection or wholly to the
         // new one, and a stop cannot slip in between.
         let cur_id = cur.id;
