@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::client::EVENT_LIMIT;
-use common::peers::{Behaviour, Peer};
+use common::peers::{Behaviour, Peer, longest_burst};
 use wsdrain::client::{Event, Events, Reconnect, RetryPolicy};
 
 /// How long each client runs against its peer.
@@ -42,14 +42,6 @@ async fn collect_delays(events: &mut Events, window: Duration) -> Vec<Duration> 
     delays
 }
 
-/// The attempts within [`WINDOW`] of the first, and the gaps between them.
-fn attempts(peer: &Peer) -> (usize, Vec<Duration>) {
-    let at = peer.attempts();
-    let within = at.iter().filter(|t| **t - at[0] < WINDOW).count();
-    let gaps = at.windows(2).map(|w| w[1] - w[0]).collect();
-    (within, gaps)
-}
-
 fn url(peer: &Peer) -> String {
     format!("ws://{}/ws", peer.addr)
 }
@@ -62,7 +54,7 @@ async fn a_close_at_once_with_a_hint_is_paced_by_the_hint() {
     })
     .await;
     run(&peer, Reconnect::new(url(&peer))).await;
-    let (within, gaps) = attempts(&peer);
+    let (within, gaps) = peer.pacing(WINDOW);
     eprintln!("close at once, hint 300 ms: {within} attempts in {WINDOW:?}, gaps {gaps:?}");
     assert!(
         gaps.iter().all(|g| *g >= Duration::from_millis(300)),
@@ -79,7 +71,7 @@ async fn a_connection_dropped_in_the_handshake_is_paced_by_the_backoff() {
         .build()
         .unwrap();
     let delays = run(&peer, Reconnect::new(url(&peer)).policy(policy)).await;
-    let (within, gaps) = attempts(&peer);
+    let (within, gaps) = peer.pacing(WINDOW);
     eprintln!("dropped in the handshake: {within} attempts in {WINDOW:?}, gaps {gaps:?}");
     // Each attempt came no sooner than the backoff the client announced.
     for (gap, delay) in gaps.iter().zip(&delays) {
@@ -97,7 +89,7 @@ async fn a_connection_dropped_in_the_handshake_is_paced_by_the_backoff() {
 async fn a_refused_upgrade_is_paced_by_retry_after() {
     let peer = Peer::start(Behaviour::Refuse { retry_after: 1 }).await;
     run(&peer, Reconnect::new(url(&peer))).await;
-    let (within, gaps) = attempts(&peer);
+    let (within, gaps) = peer.pacing(WINDOW);
     eprintln!("503 + Retry-After: 1: {within} attempts in {WINDOW:?}, gaps {gaps:?}");
     assert!(
         gaps.iter().all(|g| *g >= Duration::from_secs(1)),
@@ -119,7 +111,7 @@ async fn a_notice_and_a_close_at_once_do_not_chain_handovers() {
     .await;
     let started = Instant::now();
     run(&peer, Reconnect::new(url(&peer))).await;
-    let (within, gaps) = attempts(&peer);
+    let (within, gaps) = peer.pacing(WINDOW);
     eprintln!(
         "notice and close at once, hint 300 ms: {within} attempts in {WINDOW:?} ({:?} run), gaps {gaps:?}",
         started.elapsed()
@@ -130,19 +122,4 @@ async fn a_notice_and_a_close_at_once_do_not_chain_handovers() {
     let burst = longest_burst(&gaps);
     assert!(burst <= 3, "{burst} attempts in a row: {gaps:?}");
     assert!(within <= 16, "{within} attempts: {gaps:?}");
-}
-
-/// The most attempts in a row less than 50 ms apart.
-fn longest_burst(gaps: &[Duration]) -> usize {
-    let mut longest = 1;
-    let mut run = 1;
-    for gap in gaps {
-        run = if *gap < Duration::from_millis(50) {
-            run + 1
-        } else {
-            1
-        };
-        longest = longest.max(run);
-    }
-    longest
 }

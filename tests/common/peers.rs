@@ -69,6 +69,30 @@ impl Peer {
     pub fn attempts(&self) -> Vec<Instant> {
         self.attempts.lock().unwrap().clone()
     }
+
+    /// How many connections came within `window` of the first, and the
+    /// gaps between all of them.
+    pub fn pacing(&self, window: Duration) -> (usize, Vec<Duration>) {
+        let at = self.attempts();
+        let within = at.iter().filter(|t| **t - at[0] < window).count();
+        let gaps = at.windows(2).map(|w| w[1] - w[0]).collect();
+        (within, gaps)
+    }
+}
+
+/// The most attempts in a row less than 50 ms apart.
+pub fn longest_burst(gaps: &[Duration]) -> usize {
+    let mut longest = 1;
+    let mut run = 1;
+    for gap in gaps {
+        run = if *gap < Duration::from_millis(50) {
+            run + 1
+        } else {
+            1
+        };
+        longest = longest.max(run);
+    }
+    longest
 }
 
 impl Drop for Peer {
