@@ -30,6 +30,9 @@
 //! [`Event::Handover`] with the overlap. If the new connection fails
 //! ([`Event::HandoverFailed`]) it stays on the old one and reconnects as its
 //! Close advises. The notice is an [`Event::DrainNotice`], not a message.
+//! A notice on a connection that a handover opened less than `stable_after`
+//! ago waits the backoff first (a Close meanwhile is followed by its hint),
+//! so a server that notices every new connection cannot chain handovers.
 //! [`Client::send`] documents what is guaranteed for messages.
 //!
 //! # Production settings
