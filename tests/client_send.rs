@@ -202,3 +202,62 @@ async fn a_connection_that_takes_no_data_for_write_timeout_is_ended_and_replaced
     round_trip(&client, &mut events, "after the stall").await;
     client.close();
 }
+
+/// An application that answers each message from its event loop, while the
+/// server sends faster than it reads events: the client's task waits to
+/// emit the next event, and must still write the answer the application
+/// waits for, or both wait on each other for ever.
+#[tokio::test]
+async fn answering_from_the_event_loop_while_events_are_full_does_not_deadlock() {
+    use futures_util::{SinkExt, StreamExt};
+    // Answers too big to be written in one go: each write has to be driven
+    // to its end while the task also has the next event to hand over.
+    const N: usize = 8;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (answers_tx, answers) = oneshot::channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut sink, mut stream) = accept(stream).await.unwrap().split();
+        tokio::spawn(async move {
+            for i in 0..N {
+                if sink.send(Message::text(i.to_string())).await.is_err() {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let mut got = 0;
+        while got < N {
+            match stream.next().await {
+                Some(Ok(m)) if m.is_binary() => got += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        let _ = answers_tx.send(got);
+    });
+    let (client, mut events) = Reconnect::new(format!("ws://{addr}/ws"))
+        .event_capacity(1)
+        .spawn();
+    let first = connected(&mut events).await;
+    let mut answered = 0;
+    while answered < N {
+        match next(&mut events).await {
+            Event::Message { .. } => {
+                let answer = Message::binary(vec![0u8; 12 << 20]);
+                let sent = tokio::time::timeout(LIMIT, client.send(answer)).await;
+                assert_eq!(
+                    sent.expect("the answer was written").unwrap(),
+                    first,
+                    "answer {answered}"
+                );
+                answered += 1;
+            }
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    let got = tokio::time::timeout(LIMIT, answers).await.unwrap().unwrap();
+    assert_eq!(got, N);
+    client.close();
+}

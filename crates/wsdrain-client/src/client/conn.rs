@@ -180,17 +180,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         )
     }
 
-    /// The next thing that happens.
+    /// The next thing that happens. Writes and timers always go on; what
+    /// the server sends is read only while `reading` (the task holds back
+    /// while the application has events to catch up on).
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: its state lives in `self`. Not to be polled after
     /// [`ConnEvent::Ended`].
-    pub(super) async fn next(&mut self) -> ConnEvent {
-        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    pub(super) async fn next(&mut self, reading: bool) -> ConnEvent {
+        std::future::poll_fn(|cx| self.poll_event(cx, reading)).await
     }
 
-    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<ConnEvent> {
+    fn poll_event(&mut self, cx: &mut Context<'_>, reading: bool) -> Poll<ConnEvent> {
         if let Err(error) = self.poll_writes(cx) {
             self.error.get_or_insert(error);
             return Poll::Ready(ConnEvent::Ended);
@@ -200,6 +202,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.error
                 .get_or_insert_with(|| format!("no TCP close within {limit:?} of the Close"));
             return Poll::Ready(ConnEvent::Ended);
+        }
+        if !reading {
+            return Poll::Pending;
         }
         loop {
             match ready!(self.ws.poll_next_unpin(cx)) {
@@ -410,7 +415,7 @@ mod tests {
             loop {
                 tokio::select! {
                     out = &mut until => return out,
-                    event = conn.next() => match event {
+                    event = conn.next(true) => match event {
                         ConnEvent::Message(m) => seen.push(format!("message {m}")),
                         ConnEvent::PeerClosing => seen.push("peer closing".into()),
                         ConnEvent::Ended => {
@@ -540,7 +545,7 @@ mod tests {
             std::future::pending::<()>().await;
         });
         let event = tokio::select! {
-            event = conn.next() => event,
+            event = conn.next(true) => event,
             _ = &mut sends => panic!("the sends ended first"),
         };
         assert!(matches!(event, ConnEvent::PeerClosing));

@@ -1,6 +1,7 @@
 //! The task behind a client: connect, read, report, decide, wait, probe,
 //! again; and the handover from a noticed connection to the next one.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -57,10 +58,10 @@ enum OldEvent {
 }
 
 impl Old {
-    async fn next(&mut self) -> OldEvent {
+    async fn next(&mut self, reading: bool) -> OldEvent {
         let close_by = (!self.close_sent).then_some(self.close_by);
         tokio::select! {
-            event = self.conn.next() => OldEvent::Conn(event),
+            event = self.conn.next(reading) => OldEvent::Conn(event),
             () = sleep_until(close_by) => OldEvent::Overdue,
         }
     }
@@ -94,9 +95,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn next_old(old: &mut Option<Old>) -> OldEvent {
+async fn next_old(old: &mut Option<Old>, reading: bool) -> OldEvent {
     match old {
-        Some(old) => old.next().await,
+        Some(old) => old.next(reading).await,
         None => std::future::pending().await,
     }
 }
@@ -322,17 +323,20 @@ impl Runner {
                 return Next::Decide(outcome);
             }
         };
-        let mut conn = self.install(ws);
+        let conn = self.install(ws);
         tracing::info!(url = %target.uri(), connection = %conn.id, "connected");
-        if !self
-            .emit(Event::Connected {
-                connection: conn.id,
-            })
-            .await
-        {
-            self.close_conn(&mut conn, going_away());
+        let mut outbox = VecDeque::from([Event::Connected {
+            connection: conn.id,
+        }]);
+        let next = self.live(target, conn, &mut outbox).await;
+        // Nothing is open any more: what is left is handed over, waiting as long
+        // as the application takes.
+        for event in outbox.drain(..) {
+            if !self.emit(event).await {
+                return Next::Stop(GiveUp::ClientClosed);
+            }
         }
-        self.live(target, conn).await
+        next
     }
 
     /// Makes `ws` the connection sends go to (unless the client was told to
@@ -346,7 +350,18 @@ impl Runner {
 
     /// Reads the open connection until it ends, handing over to a new one on
     /// a drain notice.
-    async fn live(&mut self, target: &Arc<Target>, first: Conn) -> Next {
+    ///
+    /// Events go out through `outbox`, one step of the loop at a time: while
+    /// the application has not taken the last one, the loop reads nothing
+    /// more (the events' backpressure) but goes on writing, closing and
+    /// timing every connection, so a `send` the application awaits from its
+    /// event loop is never stuck behind the event it has yet to read.
+    async fn live(
+        &mut self,
+        target: &Arc<Target>,
+        first: Conn,
+        outbox: &mut VecDeque<Event>,
+    ) -> Next {
         let mut cur = first;
         let mut old: Option<Old> = None;
         let mut pending: Option<Pending> = None;
@@ -356,17 +371,28 @@ impl Runner {
         let mut deferred: Option<(ConnectionId, Instant, Duration)> = None;
         loop {
             enum Step {
+                Emitted(bool),
                 Cur(ConnEvent),
                 Old(OldEvent),
                 Opened(Result<Box<Ws>, ConnectFailed>),
                 Stop,
             }
+            let reading = outbox.is_empty();
             let step = {
                 let stop = self.stop.wait_for(|r| r.stopped);
                 let events_gone = self.events.closed();
                 tokio::select! {
-                    event = cur.next() => Step::Cur(event),
-                    event = next_old(&mut old) => Step::Old(event),
+                    permit = self.events.reserve(), if !reading => Step::Emitted(match permit {
+                        Ok(permit) => {
+                            if let Some(event) = outbox.pop_front() {
+                                permit.send(event);
+                            }
+                            true
+                        }
+                        Err(_) => false,
+                    }),
+                    event = cur.next(reading) => Step::Cur(event),
+                    event = next_old(&mut old, reading) => Step::Old(event),
                     opened = poll_pending(&mut pending) => Step::Opened(opened),
                     _ = stop, if !client_closing => Step::Stop,
                     () = events_gone, if !client_closing => Step::Stop,
@@ -375,12 +401,13 @@ impl Runner {
             // The application dropped the events: close everything, go away.
             let mut gone = false;
             match step {
+                Step::Emitted(delivered) => gone = !delivered,
                 Step::Cur(ConnEvent::Message(message)) => {
                     let notice = match &message {
                         Message::Text(text) if self.config.handover => parse_notice(text),
                         _ => None,
                     };
-                    let event = match notice {
+                    outbox.push_back(match notice {
                         Some(ms) => {
                             let close_in = Duration::from_millis(ms);
                             tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
@@ -405,28 +432,32 @@ impl Runner {
                             connection: cur.id,
                             message,
                         },
-                    };
-                    gone = !self.emit(event).await;
+                    });
                 }
                 // Sends stop at once; the end follows.
                 Step::Cur(ConnEvent::PeerClosing) => self.unroute(cur.id),
                 Step::Cur(ConnEvent::Ended) => {
-                    let outcome = self.report_closed(&mut cur).await;
+                    let outcome = self.closed(&mut cur, outbox);
                     if let Some(mut old) = old.take() {
                         // The new connection died during the overlap: end the old one too.
                         old.send_close();
-                        self.finish_old(old).await;
+                        while !matches!(old.conn.next(true).await, ConnEvent::Ended) {}
+                        self.closed(&mut old.conn, outbox);
                     }
-                    let Some(outcome) = outcome.filter(|_| !client_closing) else {
+                    if client_closing {
                         return Next::Stop(GiveUp::ClientClosed);
-                    };
+                    }
                     // A handover still waiting out its backoff gives way to
                     // the Close's advice.
                     let Some(p) = pending.take().filter(|p| p.starts <= Instant::now()) else {
                         return Next::Decide(outcome);
                     };
                     // The Close came before the next connection was open:
-                    // no overlap, but no wait either if it opens.
+                    // no overlap, but no wait either if it opens. Nothing is
+                    // open meanwhile, so the events go out first.
+                    if !self.flush(outbox).await {
+                        return Next::Stop(GiveUp::ClientClosed);
+                    }
                     let opened = {
                         let stop = self.stop.wait_for(|r| r.stopped);
                         tokio::select! {
@@ -440,12 +471,10 @@ impl Runner {
                             cur = self.install(ws);
                             cur.by_handover = true;
                             tracing::info!(connection = %cur.id, "connected after the notice");
-                            gone = !self.emit(Event::Connected { connection: cur.id }).await;
+                            outbox.push_back(Event::Connected { connection: cur.id });
                         }
                         Err(failed) => {
-                            if !self.handover_failed(p.from, failed).await {
-                                return Next::Stop(GiveUp::ClientClosed);
-                            }
+                            outbox.push_back(self.handover_failed(p.from, failed));
                             return Next::Decide(outcome);
                         }
                     }
@@ -458,11 +487,10 @@ impl Runner {
                 Step::Old(OldEvent::Conn(ConnEvent::Message(message))) => {
                     if let Some(o) = old.as_ref() {
                         // Late answers to what was sent before the switch.
-                        let event = Event::Message {
+                        outbox.push_back(Event::Message {
                             connection: o.conn.id,
                             message,
-                        };
-                        gone = !self.emit(event).await;
+                        });
                     }
                 }
                 Step::Old(OldEvent::Conn(ConnEvent::PeerClosing)) => {}
@@ -475,14 +503,14 @@ impl Runner {
                             overlap,
                             connect_time: o.connect_time,
                         };
-                        let delivered = self.report_closed(&mut o.conn).await.is_some();
+                        self.closed(&mut o.conn, outbox);
                         if let Some((from, noticed, close_in)) = deferred.take() {
                             if from == cur.id && cur.frame.is_none() && !client_closing {
                                 pending = Some(self.hand_over(target, &cur, noticed, close_in));
                             }
                         }
                         tracing::info!(from = %handover.from, to = %handover.to, overlap_ms = overlap.as_millis() as u64, "handover");
-                        gone = !delivered || !self.emit(Event::Handover(handover)).await;
+                        outbox.push_back(Event::Handover(handover));
                     }
                 }
                 Step::Opened(opened) => {
@@ -492,10 +520,10 @@ impl Runner {
                             if let Some(o) = self.switch(&mut cur, *ws, p.noticed, p.close_in).await
                             {
                                 old = Some(o);
-                                gone = !self.emit(Event::Connected { connection: cur.id }).await;
+                                outbox.push_back(Event::Connected { connection: cur.id });
                             }
                         }
-                        Err(failed) => gone = !self.handover_failed(p.from, failed).await,
+                        Err(failed) => outbox.push_back(self.handover_failed(p.from, failed)),
                     }
                 }
                 Step::Stop => {
@@ -512,15 +540,31 @@ impl Runner {
                     }
                 }
             }
-            if gone && !client_closing {
-                client_closing = true;
-                pending = None;
-                self.close_conn(&mut cur, going_away());
-                if let Some(o) = old.as_mut() {
-                    o.send_close();
+            if gone {
+                // Nobody will read them.
+                outbox.clear();
+                if !client_closing {
+                    client_closing = true;
+                    pending = None;
+                    self.close_conn(&mut cur, going_away());
+                    if let Some(o) = old.as_mut() {
+                        o.send_close();
+                    }
                 }
             }
         }
+    }
+
+    /// Hands `outbox` over, waiting as long as the application takes; false
+    /// when the events are gone.
+    async fn flush(&self, outbox: &mut VecDeque<Event>) -> bool {
+        while let Some(event) = outbox.pop_front() {
+            if !self.emit(event).await {
+                outbox.clear();
+                return false;
+            }
+        }
+        true
     }
 
     /// The attempt that replaces `cur` after its notice. At once, unless
@@ -602,28 +646,19 @@ impl Runner {
     /// Reads a connection the client does not use to its end (its Close
     /// asked for, so bounded by the close timeout), unreported.
     async fn finish_unused(&mut self, mut conn: Conn) {
-        while !matches!(conn.next().await, ConnEvent::Ended) {}
+        while !matches!(conn.next(true).await, ConnEvent::Ended) {}
     }
 
-    /// Reports a failed handover attempt; false when the events are gone.
-    async fn handover_failed(&self, connection: ConnectionId, failed: ConnectFailed) -> bool {
+    /// The event of a failed handover attempt.
+    fn handover_failed(&self, connection: ConnectionId, failed: ConnectFailed) -> Event {
         tracing::warn!(%connection, stage = %failed.stage, error = %failed.error, "handover failed: staying on the old connection");
-        self.emit(Event::HandoverFailed { connection, failed })
-            .await
+        Event::HandoverFailed { connection, failed }
     }
 
-    /// Reads `old` to its end (bounded: its Close is sent) and reports it.
-    async fn finish_old(&mut self, mut old: Old) {
-        old.send_close();
-        while !matches!(old.conn.next().await, ConnEvent::Ended) {}
-        let _ = self.report_closed(&mut old.conn).await;
-    }
-
-    /// Emits [`Event::Closed`] for `conn`; the outcome for the retry policy,
-    /// `None` when the events are gone.
-    async fn report_closed(&mut self, conn: &mut Conn) -> Option<Outcome> {
-        // From here on sends fail with NotConnected; every send to `conn` has
-        // its answer before Closed is emitted.
+    /// [`Event::Closed`] for `conn`, into `outbox`; the outcome for the
+    /// retry policy. Every send to `conn` has its answer first.
+    fn closed(&mut self, conn: &mut Conn, outbox: &mut VecDeque<Event>) -> Outcome {
+        // From here on sends fail with NotConnected.
         self.unroute(conn.id);
         conn.abandon();
         let up_for = conn.opened.elapsed();
@@ -652,13 +687,11 @@ impl Runner {
             error = closed.error.as_deref(),
             "closed"
         );
-        if !self.emit(Event::Closed(closed)).await {
-            return None;
-        }
-        Some(match conn.frame {
+        outbox.push_back(Event::Closed(closed));
+        match conn.frame {
             Some(_) => Outcome::Closed { code, hint },
             None => Outcome::Abnormal,
-        })
+        }
     }
 }
 
