@@ -33,7 +33,6 @@ use support::arg;
 const PAIRS: usize = 12;
 const PAIR_SPAN: Duration = Duration::from_millis(500);
 
-
 /// A server on 127.0.0.1 that echoes (`echo`) or reads and drops.
 async fn server(echo: bool) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -119,60 +118,80 @@ async fn pairs<R: AsyncFnMut() -> f64, W: AsyncFnMut() -> f64>(
 fn main() {
     let n = arg("--pairs").map_or(PAIRS, |n| n as usize);
     let span = arg("--pair-ms").map_or(PAIR_SPAN, Duration::from_millis);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let msg = Message::text("x".repeat(32));
-        println!("{n} pairs of {span:?}, 32 B, one connection");
-        println!("| what | raw tokio-tungstenite /s | wsdrain Client /s | median ratio | ratios |");
-        println!("|---|---|---|---|---|");
+    let msg = Message::text("x".repeat(32));
+    println!("{n} pairs of {span:?}, 32 B, one connection");
+    println!(
+        "| runtime | what | raw tokio-tungstenite /s | wsdrain Client /s | median ratio | ratios |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (flavour, rt) in [
+        (
+            "multi-thread",
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build(),
+        ),
+        (
+            "current-thread",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+        ),
+    ] {
+        let rt = rt.expect("runtime");
+        rt.block_on(measure(flavour, n, span, &msg));
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average: {}", load.split(' ').next().unwrap_or("?"));
+}
 
-        let echo = server(true).await;
-        let mut r = raw(echo).await;
-        let (client, mut events) = wsdrain(echo).await;
-        let (raw_rate, ours, ratio, lo, hi) = pairs(
-            n,
-            async || {
-                rate(span, async || {
-                    r.send(msg.clone()).await.expect("send");
-                    r.next().await.expect("echo").expect("echo");
-                })
-                .await
-            },
-            async || {
-                rate(span, async || {
-                    client.send(msg.clone()).await.expect("send");
-                    match events.next().await {
-                        Some(Event::Message { .. }) => {}
-                        other => panic!("expected the echo, got {other:?}"),
-                    }
-                })
-                .await
-            },
-        )
-        .await;
-        println!("| round trip | {raw_rate:.0} | {ours:.0} | **{ratio:.3}** | {lo:.2}..{hi:.2} |");
-        client.close();
+/// Both loads on the current runtime, one table row each.
+async fn measure(flavour: &str, n: usize, span: Duration, msg: &Message) {
+    let echo = server(true).await;
+    let mut r = raw(echo).await;
+    let (client, mut events) = wsdrain(echo).await;
+    let (raw_rate, ours, ratio, lo, hi) = pairs(
+        n,
+        async || {
+            rate(span, async || {
+                r.send(msg.clone()).await.expect("send");
+                r.next().await.expect("echo").expect("echo");
+            })
+            .await
+        },
+        async || {
+            rate(span, async || {
+                client.send(msg.clone()).await.expect("send");
+                match events.next().await {
+                    Some(Event::Message { .. }) => {}
+                    other => panic!("expected the echo, got {other:?}"),
+                }
+            })
+            .await
+        },
+    )
+    .await;
+    println!(
+        "| {flavour} | round trip | {raw_rate:.0} | {ours:.0} | **{ratio:.3}** | {lo:.2}..{hi:.2} |"
+    );
+    client.close();
 
-        let sink = server(false).await;
-        let mut r = raw(sink).await;
-        let (client, _events) = wsdrain(sink).await;
-        let (raw_rate, ours, ratio, lo, hi) = pairs(
-            n,
-            async || rate(span, async || r.send(msg.clone()).await.expect("send")).await,
-            async || {
-                rate(span, async || {
-                    client.send(msg.clone()).await.expect("send");
-                })
-                .await
-            },
-        )
-        .await;
-        println!("| send | {raw_rate:.0} | {ours:.0} | **{ratio:.3}** | {lo:.2}..{hi:.2} |");
-        client.close();
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!("load average: {}", load.split(' ').next().unwrap_or("?"));
-    });
+    let sink = server(false).await;
+    let mut r = raw(sink).await;
+    let (client, _events) = wsdrain(sink).await;
+    let (raw_rate, ours, ratio, lo, hi) = pairs(
+        n,
+        async || rate(span, async || r.send(msg.clone()).await.expect("send")).await,
+        async || {
+            rate(span, async || {
+                client.send(msg.clone()).await.expect("send");
+            })
+            .await
+        },
+    )
+    .await;
+    println!(
+        "| {flavour} | send | {raw_rate:.0} | {ours:.0} | **{ratio:.3}** | {lo:.2}..{hi:.2} |"
+    );
+    client.close();
 }

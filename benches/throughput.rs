@@ -48,7 +48,6 @@ const SIZES: [(usize, &str); 2] = [(32, "32B"), (16 * 1024, "16KiB")];
 const PAIRS: usize = 12;
 const PAIR_SPAN: Duration = Duration::from_millis(500);
 
-
 /// Round trips done and seconds taken, by (size, server, round).
 type Tally = BTreeMap<(usize, &'static str, usize), (u64, f64)>;
 static TALLY: Mutex<Tally> = Mutex::new(BTreeMap::new());

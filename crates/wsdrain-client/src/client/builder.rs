@@ -198,7 +198,9 @@ impl Reconnect {
     }
 
     /// How many events may wait unread (default 1024); when full, the client
-    /// stops reading from the socket until the application catches up.
+    /// stops reading from the socket until the application catches up. It
+    /// goes on writing meanwhile, so a [`Client::send`] awaited from the
+    /// event loop still completes.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
         self
