@@ -357,3 +357,10 @@ pub async fn settle(live_heap: fn() -> i64) {
         last = now;
     }
 }
+
+/// `--name VALUE` among the command-line arguments.
+pub fn arg(name: &str) -> Option<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}

@@ -10,6 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod client;
+pub mod peers;
+
 use futures_util::StreamExt;
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::{

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::{
 use wsdrain_protocol::parse_retry_after_header;
 
 use super::Ws;
+use super::conn::Progress;
 use super::events::{ConnectFailed, FailedAt};
 use crate::retry::Outcome;
 
@@ -157,7 +158,7 @@ async fn connect_inner(target: &Target) -> Result<Ws, ConnectFailed> {
     let stream = open_stream(target, target.uri()).await?;
     match tokio_tungstenite::client_async_with_config(
         target.request.clone(),
-        stream,
+        Progress::new(stream),
         Some(target.ws_config),
     )
     .await

@@ -3,6 +3,7 @@
 //! connects and reconnects behind them.
 
 mod builder;
+mod conn;
 mod connect;
 mod events;
 mod handle;
@@ -17,7 +18,7 @@ pub use builder::Reconnect;
 pub use events::{Closed, ConnectFailed, Event, Events, FailedAt, GiveUp, Handover, NotReady};
 pub use handle::{Client, SendError};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<conn::Progress<MaybeTlsStream<TcpStream>>>;
 
 /// The number of a connection: 1 for the first one a client opened, 2 for the
 /// next, and so on.
