@@ -40,6 +40,7 @@ mod phase;
 pub mod policy;
 mod registry;
 mod report;
+pub mod resume;
 mod schedule;
 mod signal;
 mod transport;

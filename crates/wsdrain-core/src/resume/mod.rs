@@ -1,0 +1,24 @@
+//! Resumable sessions: streams of messages that outlive their connection,
+//! with no message missed and none delivered twice.
+//!
+//! The wire protocol (`wsdrain.resume.v1`) is in
+//! [`wsdrain_protocol::resume`] and `docs/PROTOCOL.md`. Here is the server
+//! side:
+//!
+//! * [`Log`]: where a stream's messages are kept (per stream an [`Epoch`]
+//!   and a contiguous seq, bounded history), with the in-memory
+//!   `MemoryLog` for one process; a Redis Streams log for fleets lives in
+//!   its own crate;
+//! * [`Tap`]: where a log shared with other processes delivers their
+//!   appends to this process's sessions.
+//!
+//! The server keeps nothing per disconnected client: the client carries its
+//! position, so a client that never comes back costs nothing.
+
+mod entry;
+mod hub;
+mod log;
+
+pub use entry::{Entry, Epoch, Payload};
+pub use log::{Head, Log, LogError, Read, Tap};
+pub use wsdrain_protocol::resume::{Position, ResyncReason};
