@@ -3,6 +3,8 @@
 
 use std::{fmt, time::Duration};
 
+use redis::{IntoConnectionInfo, ProtocolVersion};
+
 use crate::RedisLog;
 
 /// The default [`RedisLogBuilder::prefix`] of every key the log writes.
@@ -216,7 +218,17 @@ impl RedisLogBuilder {
     /// bound of 0, a timeout of 0, a prefix with a brace, or no Tokio
     /// runtime to run the connection in (setting `runtime`).
     pub fn build(self) -> Result<RedisLog, ConfigError> {
-        let client = redis::Client::open(self.url.as_str())
+        let info = self
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| ConfigError::new("url", format!("not a Redis URL ({e})")))?;
+        // RESP3, for the push that tells of a lost connection while idle.
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(resp3))
             .map_err(|e| ConfigError::new("url", format!("not a Redis URL ({e})")))?;
         if self.prefix.contains(['{', '}']) {
             return Err(ConfigError::new("prefix", "must not contain `{` or `}`"));

@@ -12,6 +12,7 @@
 //! so live delivery never waits for the store.
 
 use std::{
+    convert::Infallible,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -19,7 +20,9 @@ use std::{
     time::Duration,
 };
 
-use redis::{AsyncConnectionConfig, Client, Cmd, Value, aio::MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, PushInfo, PushKind, Value, aio::MultiplexedConnection,
+};
 use tokio::sync::{Notify, watch};
 
 use crate::{Failure, config::Config, metrics, script};
@@ -59,6 +62,14 @@ struct Signals {
     wake: Notify,
 }
 
+impl Signals {
+    /// The connection of `generation` is no use any more.
+    fn broke(&self, generation: u64) {
+        self.broken.fetch_max(generation, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+}
+
 /// Ends a task with its owner.
 pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
@@ -69,15 +80,23 @@ impl Drop for AbortOnDrop {
 }
 
 /// Opens a multiplexed connection with no response timeout of its own (the
-/// callers bound each command) and names it for `CLIENT LIST`.
+/// callers bound each command) and names it for `CLIENT LIST`; `lost` runs
+/// when the server closes it (RESP3's disconnection push), even while idle.
 pub(crate) async fn open(
     client: &Client,
     config: &Config,
     name: &str,
+    lost: impl Fn() + Send + Sync + 'static,
 ) -> Result<MultiplexedConnection, Failure> {
     let options = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(None);
+        .set_response_timeout(None)
+        .set_push_sender(move |push: PushInfo| {
+            if push.kind == PushKind::Disconnection {
+                lost();
+            }
+            Ok::<(), Infallible>(())
+        });
     let connect = client.get_multiplexed_async_connection_with_config(&options);
     let mut conn = tokio::time::timeout(config.connect_timeout, connect)
         .await
@@ -184,10 +203,7 @@ impl Link {
         if let Err(e) = &result
             && e.breaks_connection()
         {
-            self.shared
-                .broken
-                .fetch_max(conn.generation, Ordering::AcqRel);
-            self.shared.wake.notify_one();
+            self.shared.broke(conn.generation);
         }
         result
     }
@@ -204,7 +220,7 @@ async fn supervise(
     let mut backoff = config.reconnect_min;
     loop {
         generation += 1;
-        match connect(&client, &config, generation).await {
+        match connect(&client, &config, generation, &signals).await {
             Ok(conn) => {
                 tracing::info!(target: "wsdrain::redis", run_id = &*conn.run, "redis log connected");
                 metrics::connected("commands", true);
@@ -231,8 +247,15 @@ async fn supervise(
     }
 }
 
-async fn connect(client: &Client, config: &Config, generation: u64) -> Result<Conn, Failure> {
-    let mut conn = open(client, config, "wsdrain-log").await?;
+async fn connect(
+    client: &Client,
+    config: &Config,
+    generation: u64,
+    signals: &Arc<Signals>,
+) -> Result<Conn, Failure> {
+    let signals = signals.clone();
+    let lost = move || signals.broke(generation);
+    let mut conn = open(client, config, "wsdrain-log", lost).await?;
     let info = redis::cmd("INFO").arg("server").clone();
     let info = call(&mut conn, &info, config.command_timeout).await?;
     let run = run_id(&info).ok_or(Failure::Reply(script::BadReply("INFO server")))?;

@@ -154,7 +154,8 @@ async fn connect(
     client: &Client,
     config: &Config,
 ) -> Result<(MultiplexedConnection, i64), Failure> {
-    let mut conn = link::open(client, config, "wsdrain-tail").await?;
+    // A lost connection fails the `XREAD` always in flight on it.
+    let mut conn = link::open(client, config, "wsdrain-tail", || {}).await?;
     let id = redis::cmd("CLIENT").arg("ID").clone();
     match link::call(&mut conn, &id, config.command_timeout).await? {
         Value::Int(id) => Ok((conn, id)),
