@@ -229,6 +229,12 @@ impl Log for RedisLog {
     fn unwatch(&self, stream: &str) {
         self.inner.tail.unwatch(stream);
     }
+
+    /// Every replica, this one included, gets every entry through its tail,
+    /// in the stream's one order.
+    fn tails_appends(&self) -> bool {
+        true
+    }
 }
 
 /// Why a call to Redis failed (the source of a `LogError::Store`).
