@@ -99,7 +99,9 @@ async fn main() {
         let after = redis.command_calls().await;
         let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
         // What the script runs inside is not a round trip; `info` is ours.
-        let inside = ["hmget", "xadd", "hset", "pexpire", "time", "exists", "del", "xrange", "info"];
+        let inside = [
+            "hmget", "xadd", "hset", "pexpire", "time", "exists", "del", "xrange", "info",
+        ];
         let sent: u64 = after
             .keys()
             .filter(|k| !inside.contains(&k.as_str()))
