@@ -22,13 +22,13 @@
 //! of at most `max_len` entries with ids `<epoch start ms>-<seq>`; both
 //! expire after `idle_expiry` without an append. Appends, reads and heads are
 //! one Lua script each (`EVALSHA`), pipelined on one connection, so a
-//! published message costs at most one round trip. Redis 6.2 or newer.
+//! published message costs at most one round trip. Redis 6 or newer (RESP3).
 //!
 //! # When Redis fails
 //!
 //! Loudly, never silently, and never stopping live delivery: a call that
 //! fails or takes longer than `command_timeout` returns
-//! [`LogError::Store`](wsdrain_core::resume::LogError::Store) (the feed then
+//! [`LogError::Store`] (the feed then
 //! delivers live outside the log, and clients resync with `unavailable`);
 //! the connection is made anew in the background with backoff, and calls
 //! fail at once meanwhile; each loss is logged (`warn`, target

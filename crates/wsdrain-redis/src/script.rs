@@ -209,15 +209,13 @@ pub(crate) fn range(
     items: Vec<Value>,
 ) -> Result<Vec<Entry>, BadReply> {
     let mut entries = Vec::with_capacity(items.len());
-    let mut next = after + 1;
-    for item in items {
+    for (next, item) in (after + 1..).zip(items) {
         let (id, f) = split_entry(item)?;
         let (_, payload) = fields(f)?;
         if id.seq != next {
             return Err(BadReply("a range that is not contiguous"));
         }
         entries.push(Entry::new(stream, epoch.clone(), id.seq, &payload));
-        next += 1;
     }
     Ok(entries)
 }

@@ -108,21 +108,24 @@ impl Tail {
         let Some(follow) = state.streams.get_mut(stream) else {
             return;
         };
-        let safe = end.max(follow.delivered);
-        match follow.cursor {
-            Some(cursor) if cursor <= safe => return,
-            _ => follow.cursor = Some(safe),
-        }
+        let Some(cursor) = rewound(follow.cursor, end, follow.delivered) else {
+            return;
+        };
+        follow.cursor = Some(cursor);
         state.changed = true;
         drop(state);
         self.shared.wake.notify_one();
     }
+}
 
-    /// Followed streams (for tests).
-    #[cfg(test)]
-    pub(crate) fn cursor(&self, stream: &str) -> Option<Option<Id>> {
-        let state = self.shared.state.lock();
-        state.streams.get(stream).map(|f| f.cursor)
+/// Where the cursor must go for a session whose read saw the log end at
+/// `end`, given what was `delivered`; `None` to stay. Entries after
+/// `delivered` were delivered after that read, so the session has them.
+fn rewound(cursor: Option<Id>, end: Id, delivered: Id) -> Option<Id> {
+    let safe = end.max(delivered);
+    match cursor {
+        Some(cursor) if cursor <= safe => None,
+        _ => Some(safe),
     }
 }
 
@@ -389,4 +392,28 @@ fn entries(stream: &str, items: Vec<Value>) -> (Option<Id>, Vec<Entry>) {
         }
     }
     (last, entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn id(seq: u64) -> Id {
+        Id { ms: 7, seq }
+    }
+
+    #[test]
+    fn reports_move_the_cursor_back_only_over_what_was_not_delivered() {
+        // Not placed yet: the report places it.
+        assert_eq!(rewound(None, id(5), Id::ZERO), Some(id(5)));
+        // Placed by a query after the session's read: back to the read.
+        assert_eq!(rewound(Some(id(9)), id(5), Id::ZERO), Some(id(5)));
+        // Partly delivered since: back to what was delivered only.
+        assert_eq!(rewound(Some(id(9)), id(5), id(7)), Some(id(7)));
+        // Delivering: reports cost nothing.
+        assert_eq!(rewound(Some(id(9)), id(5), id(9)), None);
+        assert_eq!(rewound(Some(id(9)), id(12), id(9)), None);
+        // A newer epoch's read: its ids are above, nothing to move.
+        assert_eq!(rewound(Some(id(9)), Id { ms: 8, seq: 1 }, Id::ZERO), None);
+    }
 }
