@@ -148,6 +148,23 @@ impl Link {
         matches!(tokio::time::timeout(limit, up).await, Ok(Ok(_)))
     }
 
+    /// The generation of the connection up now, if one is.
+    pub(crate) fn generation(&self) -> Option<u64> {
+        match &*self.status.borrow() {
+            Status::Up(conn) => Some(conn.generation),
+            _ => None,
+        }
+    }
+
+    /// Waits until a connection newer than `generation` is up.
+    pub(crate) async fn up_after(&self, generation: Option<u64>) {
+        let mut status = self.status.clone();
+        let newer = |s: &Status| matches!(s, Status::Up(c) if Some(c.generation) > generation);
+        if status.wait_for(newer).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// The connection, waiting (within the command timeout) while it is
     /// being made; an error at once while Redis is away.
     async fn conn(&self) -> Result<Conn, Failure> {

@@ -148,7 +148,13 @@ async fn run(client: Client, config: Arc<Config>, link: Arc<Link>, shared: Arc<S
         };
         metrics::error("tail");
         tracing::warn!(target: "wsdrain::redis", error = %e, "redis log tail failed; reconnecting");
-        tokio::time::sleep(jitter(backoff)).await;
+        // Back as soon as Redis is: appends go to the log again from then
+        // on, and only the tail delivers them here.
+        let link_now = link.generation();
+        tokio::select! {
+            () = tokio::time::sleep(jitter(backoff)) => {}
+            () = link.up_after(link_now) => {}
+        }
         backoff = (backoff * 2).min(config.reconnect_max);
     }
 }
