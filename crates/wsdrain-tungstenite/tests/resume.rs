@@ -43,6 +43,8 @@ async fn serve(
             let (tcp, _) = listener.accept().await.unwrap();
             let (drain, feed, errors) = (drain.clone(), feed.clone(), errors.clone());
             tokio::spawn(async move {
+                // The shape tungstenite's handshake answers have.
+                #[allow(clippy::result_large_err)]
                 let admit = |_: &_, point: &wsdrain_core::resume::ResumePoint| {
                     if point.streams().all(|s| s == "ticker") {
                         Ok("ticker")
