@@ -117,7 +117,7 @@ impl Follower {
         self.resync(
             reason,
             entry.epoch().clone(),
-            entry.seq() - 1,
+            entry.seq().saturating_sub(1),
             !entry.is_logged(),
         );
         self.batch.push_back(entry);
