@@ -13,16 +13,22 @@
 //!    session cost are the same in both runs, so the difference of live heap,
 //!    divided by N, is what wsdrain costs (registration + signal +
 //!    `GracefulSocket` + the session task's additions). Target: ≤ 256 bytes.
+//! 3. What a resumable session adds to that: N idle echo sessions on
+//!    `ResumableUpgrade`/`ResumableSocket` following one stream (nothing is
+//!    published), against the `GracefulSocket` run. Target: ≤ 512 bytes.
 //!
-//! `-- --gate` (scripts/perf-gate) also holds the worst round of part 2 to
-//! [`CEILING`] and exits 1 past it.
+//! `-- --gate` (scripts/perf-gate) also holds the worst round of parts 2 and
+//! 3 to [`CEILING`] and [`RESUME_CEILING`] and exits 1 past either.
 
 use std::{alloc::System, net::SocketAddr};
 
 use cap::Cap;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use wsdrain::{DrainController, DrainPolicy};
+use wsdrain::{
+    DrainController, DrainPolicy,
+    resume::{Feed, MemoryLog},
+};
 
 mod support;
 
@@ -32,6 +38,10 @@ static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 /// `--gate`: heap wsdrain may add per live WebSocket session (DESIGN's
 /// target; 160–176 B today).
 const CEILING: f64 = 256.0;
+
+/// `--gate`: heap a resumable session may add beyond a `GracefulSocket`
+/// (issue 18's goal).
+const RESUME_CEILING: f64 = 512.0;
 
 fn live_heap() -> i64 {
     ALLOC.allocated() as i64
@@ -121,14 +131,25 @@ fn main() {
         tokio::spawn(async move {
             let _ = axum::serve(graceful_listener, router).await;
         });
-        // Warm up both paths once (lazily allocated runtime and hyper state).
+        let resumable_listener =
+            support::listener("127.0.0.1:0".parse().expect("addr")).expect("listen");
+        let resumable = resumable_listener.local_addr().expect("addr");
+        let feed = Feed::new(MemoryLog::new());
+        let router =
+            support::resumable_router(controller.drain(), feed, Some(support::READ_BUFFER));
+        tokio::spawn(async move {
+            let _ = axum::serve(resumable_listener, router).await;
+        });
+        // Warm up every path once (lazily allocated runtime and hyper state).
         sessions_heap(raw, 50).await;
         sessions_heap(graceful, 50).await;
+        sessions_heap(resumable, 50).await;
         let mut rows = Vec::new();
         for round in 1..=2 {
             let r = sessions_heap(raw, n).await;
             let g = sessions_heap(graceful, n).await;
-            rows.push((round, r, g));
+            let m = sessions_heap(resumable, n).await;
+            rows.push((round, r, g, m));
         }
         drop(controller);
         rows
@@ -137,26 +158,38 @@ fn main() {
         "\n2. {n} idle echo sessions, read_buffer_size {} on both sides; live heap (server + client, this process):",
         support::READ_BUFFER
     );
-    println!("| round | raw axum B/session | wsdrain B/session | wsdrain adds (target <= 256) |");
-    println!("|---|---|---|---|");
+    println!(
+        "| round | raw axum B/session | wsdrain B/session | wsdrain adds (target <= 256) | resumable B/session | resume adds (target <= 512) |"
+    );
+    println!("|---|---|---|---|---|---|");
     let nf = n as f64;
-    for &(round, r, g) in &rows {
+    for &(round, r, g, m) in &rows {
         println!(
-            "| {round} | {:.0} | {:.0} | {:.1} |",
+            "| {round} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} |",
             r as f64 / nf,
             g as f64 / nf,
-            (g - r) as f64 / nf
+            (g - r) as f64 / nf,
+            m as f64 / nf,
+            (m - g) as f64 / nf
         );
     }
     if support::gate_mode() {
-        let worst = rows
-            .iter()
-            .map(|&(_, r, g)| (g - r) as f64 / nf)
-            .fold(f64::MIN, f64::max);
-        support::gate_exit(&[support::gate(
-            "heap_bytes_per_websocket_session",
-            worst,
-            CEILING,
-        )]);
+        let worst = |f: fn(&(i32, i64, i64, i64)) -> i64| {
+            rows.iter()
+                .map(|row| f(row) as f64 / nf)
+                .fold(f64::MIN, f64::max)
+        };
+        support::gate_exit(&[
+            support::gate(
+                "heap_bytes_per_websocket_session",
+                worst(|&(_, r, g, _)| g - r),
+                CEILING,
+            ),
+            support::gate(
+                "heap_bytes_resume_adds_per_session",
+                worst(|&(_, _, g, m)| m - g),
+                RESUME_CEILING,
+            ),
+        ]);
     }
 }

@@ -1,4 +1,4 @@
-//! The wsdrain close-hint wire format.
+//! The wsdrain wire format: the close hint, the drain notice, and the resume protocol.
 //!
 //! When a server drains its WebSocket sessions (for example on `SIGTERM` during a
 //! Kubernetes rolling deploy) it closes each one with a Close frame whose code is
@@ -37,6 +37,10 @@
 //! `503`, `Retry-After: <seconds>` (see [`CloseHint::retry_after_header_secs`] and
 //! [`parse_retry_after_header`]) and `Connection: close`.
 //!
+//! The [`resume`] module is the opt-in resume protocol (`wsdrain.resume.v1`):
+//! the resume point, the framed messages and the controls that let a
+//! client's streams outlive its connection.
+//!
 //! The full specification, written for client authors in any language, is
 //! `docs/PROTOCOL.md` in the repository.
 //!
@@ -73,6 +77,7 @@ pub mod code;
 mod hint;
 mod json;
 mod notice;
+pub mod resume;
 mod retry_after;
 
 pub use check::{CloseCodeError, check_close_code};
