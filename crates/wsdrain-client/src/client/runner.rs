@@ -16,9 +16,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use wsdrain_protocol::{CloseHint, parse_notice};
 
 use super::builder::{Health, Reconnect};
-use super::connect::{self, Target};
+use super::connect::{self, Opened, Target};
 use super::events::{Closed, ConnectFailed, Event, FailedAt, GiveUp, Handover, NotReady};
 use super::handle::{Open, Shared, close_open};
+use super::resume::{Seen, Streams};
 use super::{ConnectionId, Ws};
 use crate::retry::{Decision, Outcome, RetryPolicy, Wait, advised_delay, full_jitter};
 
@@ -31,6 +32,8 @@ pub(super) struct Runner {
     pub(super) connections: u64,
     /// Consecutive failures: the backoff attempt number.
     pub(super) failures: u32,
+    /// Where the client is in each resumable stream.
+    pub(super) streams: Streams,
 }
 
 /// What the task does after a connection or an attempt ended.
@@ -50,6 +53,11 @@ struct Conn {
     ended_cleanly: bool,
     /// Set once a Close went either way: the server must end TCP by then.
     deadline: Option<Instant>,
+    /// The server selected `wsdrain.resume.v1`: data frames have headers.
+    framed: bool,
+    /// The server broke the resume protocol: closed with 1002, nothing
+    /// more is read from it.
+    broken: bool,
 }
 
 enum Read {
@@ -58,7 +66,7 @@ enum Read {
 }
 
 impl Conn {
-    fn new(id: ConnectionId, stream: SplitStream<Ws>) -> Conn {
+    fn new(id: ConnectionId, stream: SplitStream<Ws>, framed: bool) -> Conn {
         Conn {
             id,
             stream,
@@ -67,6 +75,8 @@ impl Conn {
             error: None,
             ended_cleanly: false,
             deadline: None,
+            framed,
+            broken: false,
         }
     }
 
@@ -138,10 +148,14 @@ impl Old {
     }
 
     async fn send_close(&mut self, close_timeout: Duration) {
+        self.send_close_frame(normal_close(), close_timeout).await;
+    }
+
+    async fn send_close_frame(&mut self, frame: CloseFrame, close_timeout: Duration) {
         if !self.close_sent {
             self.close_sent = true;
-            tracing::debug!(connection = %self.conn.id, "client closes the old connection");
-            let _ = self.sink.send(Message::Close(Some(normal_close()))).await;
+            tracing::debug!(connection = %self.conn.id, code = u16::from(frame.code), "client closes the old connection");
+            let _ = self.sink.send(Message::Close(Some(frame))).await;
             self.conn
                 .deadline
                 .get_or_insert(Instant::now() + close_timeout);
@@ -149,7 +163,7 @@ impl Old {
     }
 }
 
-type Attempt = Pin<Box<dyn Future<Output = Result<Ws, ConnectFailed>> + Send>>;
+type Attempt = Pin<Box<dyn Future<Output = Result<Opened, ConnectFailed>> + Send>>;
 
 /// The next connection, being opened after a notice.
 struct Pending {
@@ -173,7 +187,7 @@ async fn read_old(old: &mut Option<Old>) -> OldRead {
     }
 }
 
-async fn poll_pending(pending: &mut Option<Pending>) -> Result<Box<Ws>, ConnectFailed> {
+async fn poll_pending(pending: &mut Option<Pending>) -> Result<Box<Opened>, ConnectFailed> {
     match pending {
         Some(p) => (&mut p.attempt).await.map(Box::new),
         None => std::future::pending().await,
@@ -349,16 +363,17 @@ impl Runner {
     /// One connection attempt and, when it succeeds, the connection's life.
     async fn attempt(&mut self, target: &Arc<Target>) -> Next {
         tracing::debug!(url = %target.uri(), failures = self.failures, "connecting");
+        let point = self.offer();
         let result = {
             let stop = self.stop.wait_for(|&s| s);
             tokio::select! {
-                r = connect::connect(target.clone()) => r,
+                r = connect::connect(target.clone(), point) => r,
                 _ = stop => return Next::Stop(GiveUp::ClientClosed),
                 () = self.events.closed() => return Next::Stop(GiveUp::ClientClosed),
             }
         };
-        let ws = match result {
-            Ok(ws) => ws,
+        let opened = match result {
+            Ok(opened) => opened,
             Err(failed) => {
                 tracing::warn!(url = %target.uri(), stage = %failed.stage, status = failed.status, error = %failed.error, "connect failed");
                 let outcome = connect::outcome(&failed);
@@ -372,26 +387,56 @@ impl Runner {
                 return Next::Decide(outcome);
             }
         };
-        let conn = self.install(ws).await;
+        let conn = self.install(opened).await;
         tracing::info!(url = %target.uri(), connection = %conn.id, "connected");
-        if !self
-            .emit(Event::Connected {
-                connection: conn.id,
-            })
-            .await
-        {
+        if !self.connected(&conn).await {
             close_open(&self.shared, going_away()).await;
         }
         self.live(target, conn).await
     }
 
-    /// Makes `ws` the connection sends go to.
-    async fn install(&mut self, ws: Ws) -> Conn {
+    /// Makes `opened` the connection sends go to.
+    async fn install(&mut self, opened: Opened) -> Conn {
         self.connections += 1;
         let id = ConnectionId(self.connections);
-        let (sink, stream) = ws.split();
+        let (sink, stream) = opened.ws.split();
         *self.shared.open.lock().await = Some(Open { id, sink });
-        Conn::new(id, stream)
+        Conn::new(id, stream, opened.framed)
+    }
+
+    /// The resume point to offer on the next attempt; `None` without resume.
+    fn offer(&self) -> Option<String> {
+        self.config.resume.then(|| self.streams.point())
+    }
+
+    /// Reports `conn` as connected (and whether resume was declined); false
+    /// when the events are gone.
+    async fn connected(&self, conn: &Conn) -> bool {
+        let connection = conn.id;
+        if !self.emit(Event::Connected { connection }).await {
+            return false;
+        }
+        if self.config.resume && !conn.framed {
+            tracing::warn!(%connection, "the server did not select wsdrain.resume.v1: not resumable");
+            return self.emit(Event::ResumeDeclined { connection }).await;
+        }
+        true
+    }
+
+    /// What a text or binary message read on `conn` means.
+    fn classify(&mut self, conn: &Conn, message: Message) -> Seen {
+        if conn.framed {
+            return self.streams.on_frame(conn.id, message);
+        }
+        if let Message::Text(text) = &message {
+            if let Some(ms) = parse_notice(text).filter(|_| self.config.handover) {
+                return Seen::Notice(ms);
+            }
+        }
+        Seen::Event(Event::Message {
+            connection: conn.id,
+            message,
+        })
     }
 
     /// Reads the open connection until it ends, handing over to a new one on
@@ -409,7 +454,7 @@ impl Runner {
             enum Step {
                 Cur(Read),
                 Old(OldRead),
-                Opened(Result<Box<Ws>, ConnectFailed>),
+                Opened(Result<Box<Opened>, ConnectFailed>),
                 Stop,
             }
             let step = {
@@ -428,21 +473,27 @@ impl Runner {
                     if let Read::Next(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) =
                         read
                     {
-                        let notice = match &message {
-                            Message::Text(text) if self.config.handover => parse_notice(text),
-                            _ => None,
-                        };
-                        let event = match notice {
-                            Some(ms) => {
+                        if cur.broken {
+                            continue;
+                        }
+                        let event = match self.classify(&cur, message) {
+                            Seen::Notice(ms) => {
                                 let close_in = Duration::from_millis(ms);
                                 tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
-                                if pending.is_none() && !client_closing && cur.frame.is_none() {
+                                if self.config.handover
+                                    && pending.is_none()
+                                    && !client_closing
+                                    && cur.frame.is_none()
+                                {
                                     if old.is_none() {
                                         pending = Some(Pending {
                                             from: cur.id,
                                             noticed: Instant::now(),
                                             close_in,
-                                            attempt: Box::pin(connect::connect(target.clone())),
+                                            attempt: Box::pin(connect::connect(
+                                                target.clone(),
+                                                self.offer(),
+                                            )),
                                         });
                                     } else {
                                         deferred = Some((cur.id, Instant::now(), close_in));
@@ -453,10 +504,15 @@ impl Runner {
                                     close_in,
                                 }
                             }
-                            None => Event::Message {
-                                connection: cur.id,
-                                message,
-                            },
+                            Seen::Event(event) => event,
+                            Seen::Nothing => continue,
+                            Seen::ProtocolError(why) => {
+                                tracing::warn!(connection = %cur.id, %why, "resume protocol error: closing with 1002");
+                                cur.broken = true;
+                                close_open(&self.shared, protocol_error()).await;
+                                cur.deadline.get_or_insert(Instant::now() + close_timeout);
+                                continue;
+                            }
                         };
                         if !self.emit(event).await && !client_closing {
                             client_closing = true;
@@ -469,7 +525,12 @@ impl Runner {
                     if !cur.ended(&read, close_timeout) {
                         continue;
                     }
-                    let outcome = self.report_closed(&cur).await;
+                    // A connection closed for a protocol error backs off like
+                    // one that broke, whatever code the server echoed.
+                    let outcome = self
+                        .report_closed(&cur)
+                        .await
+                        .map(|o| if cur.broken { Outcome::Abnormal } else { o });
                     if let Some(mut old) = old.take() {
                         // The new connection died during the overlap: end the old one too.
                         old.send_close(close_timeout).await;
@@ -492,10 +553,10 @@ impl Runner {
                         }
                     };
                     match opened {
-                        Ok(ws) => {
-                            cur = self.install(ws).await;
+                        Ok(opened) => {
+                            cur = self.install(opened).await;
                             tracing::info!(connection = %cur.id, "connected after the notice");
-                            if !self.emit(Event::Connected { connection: cur.id }).await {
+                            if !self.connected(&cur).await {
                                 client_closing = true;
                                 close_open(&self.shared, going_away()).await;
                                 cur.deadline.get_or_insert(Instant::now() + close_timeout);
@@ -519,10 +580,20 @@ impl Runner {
                     if let Read::Next(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) =
                         read
                     {
-                        // Late answers to what was sent before the switch.
-                        let event = Event::Message {
-                            connection: o.conn.id,
-                            message,
+                        if o.conn.broken {
+                            continue;
+                        }
+                        // Late answers to what was sent before the switch, and
+                        // the streams the next connection has not taken yet.
+                        let event = match self.classify(&o.conn, message) {
+                            Seen::Event(event) => event,
+                            Seen::Notice(_) | Seen::Nothing => continue,
+                            Seen::ProtocolError(why) => {
+                                tracing::warn!(connection = %o.conn.id, %why, "resume protocol error: closing with 1002");
+                                o.conn.broken = true;
+                                o.send_close_frame(protocol_error(), close_timeout).await;
+                                continue;
+                            }
                         };
                         if !self.emit(event).await && !client_closing {
                             client_closing = true;
@@ -549,7 +620,10 @@ impl Runner {
                                     from,
                                     noticed,
                                     close_in,
-                                    attempt: Box::pin(connect::connect(target.clone())),
+                                    attempt: Box::pin(connect::connect(
+                                        target.clone(),
+                                        self.offer(),
+                                    )),
                                 });
                             }
                         }
@@ -568,11 +642,12 @@ impl Runner {
                 Step::Opened(opened) => {
                     let Some(p) = pending.take() else { continue };
                     match opened {
-                        Ok(ws) => {
-                            if let Some(o) = self.switch(&mut cur, *ws, p.noticed, p.close_in).await
+                        Ok(opened) => {
+                            if let Some(o) =
+                                self.switch(&mut cur, *opened, p.noticed, p.close_in).await
                             {
                                 old = Some(o);
-                                if !self.emit(Event::Connected { connection: cur.id }).await {
+                                if !self.connected(&cur).await {
                                     client_closing = true;
                                     close_open(&self.shared, going_away()).await;
                                     cur.deadline.get_or_insert(Instant::now() + close_timeout);
@@ -615,11 +690,11 @@ impl Runner {
     async fn switch(
         &mut self,
         cur: &mut Conn,
-        ws: Ws,
+        opened: Opened,
         noticed: Instant,
         close_in: Duration,
     ) -> Option<Old> {
-        let (sink, stream) = ws.split();
+        let (sink, stream) = opened.ws.split();
         let mut open = self.shared.open.lock().await;
         let Some(current) = open.as_mut().filter(|o| o.id == cur.id) else {
             drop(open);
@@ -635,7 +710,7 @@ impl Runner {
         current.id = id;
         drop(open);
         let switched = Instant::now();
-        let old_conn = std::mem::replace(cur, Conn::new(id, stream));
+        let old_conn = std::mem::replace(cur, Conn::new(id, stream, opened.framed));
         let connect_time = switched - noticed;
         tracing::info!(from = %old_conn.id, to = %id, connect_ms = connect_time.as_millis() as u64, "sends moved to the new connection");
         Some(Old {
@@ -726,6 +801,14 @@ fn going_away() -> CloseFrame {
     CloseFrame {
         code: 1001.into(),
         reason: "".into(),
+    }
+}
+
+/// The Close a client sends when the server broke the resume protocol.
+fn protocol_error() -> CloseFrame {
+    CloseFrame {
+        code: 1002.into(),
+        reason: "wsdrain.resume.v1 protocol error".into(),
     }
 }
 
