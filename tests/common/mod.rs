@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: real processes, real TCP, real signals.
 #![allow(dead_code, clippy::unwrap_used, unreachable_pub)]
 
+pub mod browser;
+
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
