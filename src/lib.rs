@@ -6,7 +6,7 @@ pub use wsdrain_core::{
     DrainPolicy, DrainPolicyBuilder, DrainReport, DrainService, DrainStream, DrainTrigger,
     ForcedBy, Phase, PolicyError, ReadinessCheck, Refused, ResponseFuture, SessionBody,
     SessionGuard, SessionOutcome, SignalListener, SseFarewell, Status, StreamPredicate, Transport,
-    UpgradeClaim, is_upgrade_request, policy, ws,
+    UpgradeClaim, is_upgrade_request, policy, resume, ws,
 };
 pub use wsdrain_protocol as protocol;
 pub use wsdrain_protocol::CloseHint;
@@ -16,7 +16,7 @@ pub use wsdrain_protocol::CloseHint;
 #[cfg(feature = "axum")]
 pub use wsdrain_axum as axum;
 #[cfg(feature = "axum")]
-pub use wsdrain_axum::{GracefulSocket, GracefulUpgrade, serve};
+pub use wsdrain_axum::{GracefulSocket, GracefulUpgrade, ResumableSocket, ResumableUpgrade, serve};
 
 /// The reconnecting client that honours close hints.
 #[cfg(feature = "client")]

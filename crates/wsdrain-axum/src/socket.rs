@@ -8,14 +8,17 @@ use std::{
 };
 
 use axum::{
-    extract::ws::{CloseFrame, Message, WebSocket},
+    body::Bytes,
+    extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
     http::HeaderValue,
 };
 use futures_util::{Sink, Stream, stream::FusedStream};
-use wsdrain_core::{Drain, protocol::CloseHint, ws};
+use wsdrain_core::{Drain, protocol::CloseHint, resume::ResumeStack, ws};
 
-/// axum's WebSocket, as the session core sees it.
-pub(crate) struct Axum;
+/// axum's WebSocket, as the session core sees it (the [`ws::Stack`] of
+/// [`GracefulSocket`] and [`ResumableSocket`](crate::ResumableSocket)).
+#[derive(Debug)]
+pub struct Axum;
 
 impl ws::Stack for Axum {
     type Socket = WebSocket;
@@ -35,6 +38,19 @@ impl ws::Stack for Axum {
 
     fn is_close(message: &Message) -> bool {
         matches!(message, Message::Close(_))
+    }
+}
+
+impl ResumeStack for Axum {
+    fn data_frame(data: Bytes, text: bool) -> Message {
+        if text {
+            // Text entries are UTF-8 by construction; the check is the
+            // constructor's, without a copy.
+            if let Ok(text) = Utf8Bytes::try_from(data.clone()) {
+                return Message::Text(text);
+            }
+        }
+        Message::Binary(data)
     }
 }
 
@@ -81,6 +97,10 @@ impl fmt::Debug for GracefulSocket {
 impl GracefulSocket {
     pub(crate) fn new(inner: ws::Socket<Axum>, protocol: Option<HeaderValue>) -> Self {
         GracefulSocket { inner, protocol }
+    }
+
+    pub(crate) fn into_inner(self) -> ws::Socket<Axum> {
+        self.inner
     }
 
     /// Receives the next message; `None` once the session is over (closed by

@@ -9,8 +9,14 @@
 //! | `wsdrain_upgrades_refused_total` | counter | `reason` | upgrades refused: `closing` or `max_sessions` |
 //! | `wsdrain_sessions_by_transport` | gauge | `transport` | live sessions of one transport (`websocket`, `sse`, `stream`) |
 //! | `wsdrain_session_closes_by_transport_total` | counter | `transport`, `outcome` | `wsdrain_session_closes_total` split by transport (sessions the forced end cut are counted in `wsdrain_session_closes_total` only) |
+//! | `wsdrain_resume_errors_total` | counter | `op` | failures of the resume log: `append` (the message went out live only), `read`, `head` |
+//! | `wsdrain_resume_follows_total` | counter | `start` | streams followed on a resumable connection, by how they started: `fresh`, `resumed`, `resync` |
+//! | `wsdrain_resume_resyncs_total` | counter | `reason` | `wsdrain.resync` controls sent (when a stream starts, and when a gap cannot be filled later): `expired`, `epoch`, `unknown`, `unavailable` |
+//! | `wsdrain_resume_replayed_total` | counter | | messages sent from the log (replay after a reconnect, and gaps of a lagging session) |
 
 use std::time::Duration;
+
+use wsdrain_protocol::resume::ResyncReason;
 
 use crate::{Phase, outcome::SessionOutcome, transport::Transport};
 
@@ -30,6 +36,14 @@ pub mod names {
     pub const SESSIONS_BY_TRANSPORT: &str = "wsdrain_sessions_by_transport";
     /// Counter of sessions ended during a drain, labels `transport` and `outcome`.
     pub const SESSION_CLOSES_BY_TRANSPORT: &str = "wsdrain_session_closes_by_transport_total";
+    /// Counter of resume log failures, label `op`.
+    pub const RESUME_ERRORS: &str = "wsdrain_resume_errors_total";
+    /// Counter of streams followed on resumable connections, label `start`.
+    pub const RESUME_FOLLOWS: &str = "wsdrain_resume_follows_total";
+    /// Counter of `wsdrain.resync` controls sent, label `reason`.
+    pub const RESUME_RESYNCS: &str = "wsdrain_resume_resyncs_total";
+    /// Counter of messages sent from the resume log.
+    pub const RESUME_REPLAYED: &str = "wsdrain_resume_replayed_total";
 }
 
 #[cfg(feature = "metrics")]
@@ -63,6 +77,18 @@ mod imp {
         )
         .increment(1);
     }
+    pub(crate) fn resume_error(op: &'static str) {
+        metrics::counter!(names::RESUME_ERRORS, "op" => op).increment(1);
+    }
+    pub(crate) fn resume_follow(start: &'static str) {
+        metrics::counter!(names::RESUME_FOLLOWS, "start" => start).increment(1);
+    }
+    pub(crate) fn resume_resync(reason: ResyncReason) {
+        metrics::counter!(names::RESUME_RESYNCS, "reason" => reason.as_str()).increment(1);
+    }
+    pub(crate) fn resume_replayed(n: u64) {
+        metrics::counter!(names::RESUME_REPLAYED).increment(n);
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -76,6 +102,10 @@ mod imp {
     pub(crate) fn upgrade_refused(_: &'static str) {}
     pub(crate) fn sessions_of(_: Transport, _: usize) {}
     pub(crate) fn transport_closed(_: Transport, _: SessionOutcome) {}
+    pub(crate) fn resume_error(_: &'static str) {}
+    pub(crate) fn resume_follow(_: &'static str) {}
+    pub(crate) fn resume_resync(_: ResyncReason) {}
+    pub(crate) fn resume_replayed(_: u64) {}
 }
 
 pub(crate) use imp::*;

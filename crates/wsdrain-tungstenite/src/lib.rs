@@ -7,6 +7,9 @@
 //! * [`run`]: the session on a socket upgraded elsewhere (hyper's
 //!   `upgrade::on`, `WebSocketStream::from_raw_socket`), with a
 //!   [`SessionGuard`] registered before the `101` went out;
+//! * [`accept_resumable`]: the same for sessions that resume
+//!   (`wsdrain.resume.v1`), with the application's `admit` check in the
+//!   handshake and a [`ResumableSocket`] for the handler;
 //! * [`GracefulSocket`]: what the handler gets, which closes itself with
 //!   `Close(1001, "going away; retry-after-ms=N")` at its turn, whoever holds
 //!   it.
@@ -59,13 +62,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        self, Message,
+        self, Bytes, Message, Utf8Bytes,
         handshake::server::{ErrorResponse, Request, Response},
         http::{HeaderValue, StatusCode, header},
         protocol::{CloseFrame, WebSocketConfig},
     },
 };
-use wsdrain_core::{Drain, Refused, SessionGuard, ws};
+use wsdrain_core::{
+    Drain, Refused, SessionGuard,
+    resume::{self, Feed, Log, ResumePoint, ResumeStack, SUBPROTOCOL},
+    ws,
+};
 
 /// tokio-tungstenite's `WebSocketStream<S>`, as the session core sees it.
 pub struct Tungstenite<S>(PhantomData<fn() -> S>);
@@ -94,6 +101,26 @@ where
     }
 }
 
+impl<S> ResumeStack for Tungstenite<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn data_frame(data: Bytes, text: bool) -> Message {
+        if text {
+            // Text entries are UTF-8 by construction; the check is the
+            // constructor's, without a copy.
+            if let Ok(text) = Utf8Bytes::try_from(data.clone()) {
+                return Message::Text(text);
+            }
+        }
+        Message::Binary(data)
+    }
+}
+
+/// A resumable session's socket over `S`; see
+/// [`wsdrain_core::resume::ResumableSocket`].
+pub type ResumableSocket<S, L> = resume::ResumableSocket<Tungstenite<S>, L>;
+
 /// A WebSocket over `S` that closes itself at its turn; see
 /// [`wsdrain_core::ws::Socket`].
 pub type GracefulSocket<S> = ws::Socket<Tungstenite<S>>;
@@ -110,6 +137,10 @@ pub enum AcceptError {
     Refused(Refused),
     /// The WebSocket handshake failed.
     Handshake(tungstenite::Error),
+    /// Answered with this status instead of `101`: a resume point that
+    /// cannot be read (`400`), or what `admit` answered
+    /// ([`accept_resumable`]).
+    Rejected(StatusCode),
 }
 
 impl fmt::Display for AcceptError {
@@ -117,6 +148,7 @@ impl fmt::Display for AcceptError {
         match self {
             AcceptError::Refused(r) => write!(f, "upgrade refused: {r}"),
             AcceptError::Handshake(e) => write!(f, "websocket handshake failed: {e}"),
+            AcceptError::Rejected(status) => write!(f, "upgrade answered {status}"),
         }
     }
 }
@@ -126,6 +158,7 @@ impl std::error::Error for AcceptError {
         match self {
             AcceptError::Refused(r) => Some(r),
             AcceptError::Handshake(e) => Some(e),
+            AcceptError::Rejected(_) => None,
         }
     }
 }
@@ -198,6 +231,94 @@ where
             Ok(())
         }
         (_, Some(Err(refused))) => Err(AcceptError::Refused(refused)),
+        (Err(e), _) => Err(AcceptError::Handshake(e)),
+        (Ok(_), None) => Err(AcceptError::Handshake(tungstenite::Error::ConnectionClosed)),
+    }
+}
+
+/// Accepts a WebSocket whose session can resume (`wsdrain.resume.v1`), and
+/// runs `handler` on its [`ResumableSocket`] reading from `feed`.
+///
+/// In the handshake request: the resume point is read (one that cannot be
+/// is answered `400`, naming the problem); then `admit` sees the request and
+/// the point, and either answers the request itself (`Err`, e.g. `403` for
+/// a point naming a stream the user may not read: **the point grants
+/// nothing**) or returns what the handler needs to know (the user, say);
+/// then the session is registered as by [`accept`], and the subprotocol is
+/// selected if the client offered it.
+///
+/// # Errors
+///
+/// As [`accept_with_config`], and [`AcceptError::Rejected`] with the status
+/// of a `400` or of `admit`'s answer.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: dropping it drops the connection.
+pub async fn accept_resumable<S, L, A, T, H, Fut>(
+    drain: &Drain,
+    stream: S,
+    feed: Feed<L>,
+    admit: A,
+    handler: H,
+) -> Result<(), AcceptError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    L: Log,
+    A: FnOnce(&Request, &ResumePoint) -> Result<T, ErrorResponse> + Send,
+    T: Send,
+    H: FnOnce(ResumableSocket<S, L>, T) -> Fut + Send,
+    Fut: Future<Output = ()> + Send,
+{
+    let mut admitted: Option<Result<(SessionGuard, ResumePoint, T), AcceptError>> = None;
+    // Boxed: the handshake wants an `Unpin` callback, whatever `A` is.
+    let admit = Box::new(admit);
+    // The shape tungstenite's handshake callback must have.
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &Request, mut response: Response| {
+        let point = match ResumePoint::from_request_head(request.uri(), request.headers()) {
+            Ok(point) => point,
+            Err(e) => {
+                let mut answer = ErrorResponse::new(Some(format!("{e}\n")));
+                *answer.status_mut() = StatusCode::BAD_REQUEST;
+                admitted = Some(Err(AcceptError::Rejected(StatusCode::BAD_REQUEST)));
+                return Err(answer);
+            }
+        };
+        let value = match admit(request, &point) {
+            Ok(value) => value,
+            Err(answer) => {
+                admitted = Some(Err(AcceptError::Rejected(answer.status())));
+                return Err(answer);
+            }
+        };
+        match drain.register_upgrade() {
+            Ok(session) => {
+                if point.offered() {
+                    response.headers_mut().insert(
+                        header::SEC_WEBSOCKET_PROTOCOL,
+                        HeaderValue::from_static(SUBPROTOCOL),
+                    );
+                }
+                admitted = Some(Ok((session, point, value)));
+                Ok(response)
+            }
+            Err(refused) => {
+                admitted = Some(Err(AcceptError::Refused(refused)));
+                Err(refusal(drain, refused))
+            }
+        }
+    };
+    let handshake = tokio_tungstenite::accept_hdr_async(stream, callback).await;
+    match (handshake, admitted) {
+        (Ok(socket), Some(Ok((session, point, value)))) => {
+            run(socket, session, move |socket| {
+                handler(resume::ResumableSocket::new(socket, feed, point), value)
+            })
+            .await;
+            Ok(())
+        }
+        (_, Some(Err(e))) => Err(e),
         (Err(e), _) => Err(AcceptError::Handshake(e)),
         (Ok(_), None) => Err(AcceptError::Handshake(tungstenite::Error::ConnectionClosed)),
     }

@@ -117,19 +117,18 @@ impl Hub {
 
     /// Where `stream` stands as far as this process has seen, for a session
     /// that cannot ask the log: the channel's last entry, or else the start
-    /// of an epoch outside the log. `None` when nobody follows it here.
-    pub(crate) fn mark(&self, stream: &str) -> Option<Mark> {
+    /// of an epoch outside the log.
+    pub(crate) fn mark(&self, stream: &str) -> Mark {
+        let fresh = || Mark {
+            epoch: Epoch::random(),
+            seq: 0,
+            logged: false,
+        };
         let mut streams = self.streams.lock();
-        let slot = streams.get_mut(stream)?;
-        Some(
-            slot.last
-                .get_or_insert_with(|| Mark {
-                    epoch: Epoch::random(),
-                    seq: 0,
-                    logged: false,
-                })
-                .clone(),
-        )
+        match streams.get_mut(stream) {
+            Some(slot) => slot.last.get_or_insert_with(fresh).clone(),
+            None => fresh(),
+        }
     }
 
     /// Streams followed here (for tests and debugging).

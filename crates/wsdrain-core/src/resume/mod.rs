@@ -15,10 +15,27 @@
 //! The server keeps nothing per disconnected client: the client carries its
 //! position, so a client that never comes back costs nothing.
 
+mod config;
 mod entry;
+mod feed;
+mod follower;
 mod hub;
 mod log;
+mod memory;
+mod point;
+mod socket;
+#[cfg(test)]
+mod tests;
 
+pub use config::ConfigError;
 pub use entry::{Entry, Epoch, Payload};
+pub use feed::{
+    DEFAULT_HUB_CAPACITY, DEFAULT_REPLAY_BATCH, Feed, FeedBuilder, PublishError, Published,
+};
 pub use log::{Head, Log, LogError, Read, Tap};
-pub use wsdrain_protocol::resume::{Position, ResyncReason};
+pub use memory::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_STREAMS, MemoryLog, MemoryLogBuilder,
+};
+pub use point::ResumePoint;
+pub use socket::{FollowError, Followed, ResumableSocket, ResumeStack};
+pub use wsdrain_protocol::resume::{PointError, Position, ResyncReason, SUBPROTOCOL};
