@@ -5,7 +5,7 @@
 //! does not select the subprotocol. The script plays the server's part
 //! frame by frame, so each case is exact and includes what a conforming
 //! server never sends; the feed example is the real server
-//! (`tests/resume_feed.rs`).
+//! (`tests/client_feed.rs`).
 #![allow(clippy::unwrap_used)]
 
 use std::{net::SocketAddr, time::Duration};

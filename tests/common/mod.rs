@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, unreachable_pub)]
 
 pub mod browser;
+pub mod feed;
 
 use std::{
     io::{BufRead, BufReader},
