@@ -44,11 +44,30 @@
 //! The log is the in-memory one: it serves reconnects to the same process
 //! (its history dies with it: after a restart clients get `resync`).
 //!
+//! With `--redis URL` (feature `redis`) the log is in Redis, shared by every
+//! replica given the same URL: a client resumes on any of them, and what
+//! any of them (or a `--publisher`) publishes reaches every replica's
+//! clients. Start Redis without persistence, then the replicas and one
+//! publisher, each its own process (so replicas can be rolled under it):
+//!
+//! ```sh
+//! redis-server --port 6390 --save '' --appendonly no
+//! cargo run --example feed --features redis -- --redis redis://127.0.0.1:6390 --no-publish --listen 127.0.0.1:3001
+//! cargo run --example feed --features redis -- --redis redis://127.0.0.1:6390 --no-publish --listen 127.0.0.1:3002
+//! cargo run --example feed --features redis -- --redis redis://127.0.0.1:6390 --publisher
+//! ```
+//!
+//! If Redis goes away, live messages go on where they are published (and
+//! clients are told to `resync` with `unavailable`); each replica reconnects
+//! by itself.
+//!
 //! Flags: `--listen ADDR` (default `127.0.0.1:3000`), `--rate N` messages/s
 //! of the ticker (default 20), `--history N` messages kept per stream
 //! (default 1,000), `--user NAME:TOKEN` (repeatable; default
 //! `alice:alice-secret` and `bob:bob-secret`), `--no-publish` (serve only:
-//! a replica fed by a publisher elsewhere, through a shared log).
+//! a replica fed by a publisher elsewhere, through a shared log), `--redis
+//! URL` (the Redis log), `--publisher` (with `--redis`: publish only, no
+//! server; prints `publishing`, stops at SIGTERM).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -78,6 +97,8 @@ struct Args {
     history: usize,
     users: Vec<(String, String)>,
     publish: bool,
+    redis: Option<String>,
+    publisher: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -87,6 +108,8 @@ fn parse_args() -> Result<Args, String> {
         history: 1_000,
         users: Vec::new(),
         publish: true,
+        redis: None,
+        publisher: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -127,15 +150,20 @@ fn parse_args() -> Result<Args, String> {
                 args.users.push((name.to_owned(), token.to_owned()));
             }
             "--no-publish" => args.publish = false,
+            "--redis" => args.redis = Some(value("--redis")?),
+            "--publisher" => args.publisher = true,
             "-h" | "--help" => {
                 println!(
                     "usage: feed [--listen ADDR] [--rate N] [--history N] [--user NAME:TOKEN]... \
-                     [--no-publish]   (policy from WSDRAIN_*)"
+                     [--no-publish] [--redis URL [--publisher]]   (policy from WSDRAIN_*)"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.publisher && (args.redis.is_none() || !args.publish) {
+        return Err("--publisher needs --redis URL (and publishing)".into());
     }
     if args.users.is_empty() {
         args.users = [("alice", "alice-secret"), ("bob", "bob-secret")]
@@ -366,6 +394,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Some(url) = &args.redis {
+        return redis::run(&args, url, &controller, &runtime);
+    }
     let log = match MemoryLog::builder().max_entries(args.history).build() {
         Ok(log) => log,
         Err(e) => {
@@ -374,4 +405,59 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(serve(&args, Feed::new(log), &controller))
+}
+
+// ---- Redis (a fleet) ------------------------------------------------------------
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    use wsdrain::redis::RedisLog;
+
+    /// Serves, or with `--publisher` only publishes, on the Redis log.
+    pub(crate) fn run(
+        args: &Args,
+        url: &str,
+        controller: &DrainController,
+        runtime: &tokio::runtime::Runtime,
+    ) -> ExitCode {
+        let built = {
+            let _in_runtime = runtime.enter();
+            RedisLog::builder(url).max_len(args.history as u64).build()
+        };
+        let feed = match built {
+            Ok(log) => Feed::new(log),
+            Err(e) => {
+                eprintln!("feed: bad configuration: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if !args.publisher {
+            return runtime.block_on(serve(args, feed, controller));
+        }
+        runtime.block_on(async {
+            println!("publishing");
+            let users = Users::new(&args.users);
+            tokio::select! {
+                () = publish(feed, args.rate, users) => {}
+                () = controller.drain().draining() => {}
+            }
+            ExitCode::SUCCESS
+        })
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+mod redis {
+    use super::*;
+
+    pub(crate) fn run(
+        _: &Args,
+        _: &str,
+        _: &DrainController,
+        _: &tokio::runtime::Runtime,
+    ) -> ExitCode {
+        eprintln!("feed: --redis needs the `redis` feature (cargo run --features redis)");
+        ExitCode::from(2)
+    }
 }

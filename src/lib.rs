@@ -22,6 +22,10 @@ pub use wsdrain_axum::{GracefulSocket, GracefulUpgrade, ResumableSocket, Resumab
 #[cfg(feature = "client")]
 pub use wsdrain_client as client;
 
+/// The Redis Streams log of resumable sessions, for fleets.
+#[cfg(feature = "redis")]
+pub use wsdrain_redis as redis;
+
 /// tokio-tungstenite integration: drained sessions for servers that accept
 /// with tokio-tungstenite directly or through hyper's upgrade.
 #[cfg(feature = "tungstenite")]

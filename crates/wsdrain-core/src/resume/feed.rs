@@ -186,8 +186,8 @@ impl<L: Log> Feed<L> {
 
     /// Appends `payload` to `stream`'s log and sends it to every session of
     /// this process that follows the stream. (On a log shared by several
-    /// processes, such as Redis, the other processes' sessions get it from
-    /// their tail of the log.)
+    /// processes, such as Redis, every process's sessions, this one's
+    /// included, get it from their tail of the log: [`Log::tails_appends`].)
     ///
     /// When the log's store fails, the message still goes out live here
     /// ([`Published::Unlogged`]): live delivery never waits for the store.
@@ -215,7 +215,9 @@ impl<L: Log> Feed<L> {
                     epoch: entry.epoch().clone(),
                     seq: entry.seq(),
                 };
-                self.shared.hub.deliver(stream, entry);
+                if !self.shared.log.tails_appends() {
+                    self.shared.hub.deliver(stream, entry);
+                }
                 Ok(published)
             }
             Err(e @ LogError::TooLarge { .. }) => Err(PublishError::TooLarge(e)),

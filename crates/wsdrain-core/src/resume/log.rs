@@ -140,9 +140,9 @@ impl StdError for LogError {
 /// 4. **Live entries.** After [`watch`](Log::watch), every entry appended to
 ///    the stream from then on **by another process** reaches the [`Tap`], in
 ///    seq order; entries appended through this process's feed need not (the
-///    feed delivers them itself; the hub drops what it has seen). Logs that
-///    only this process appends to (the in-memory one) keep the default
-///    no-op.
+///    feed delivers them itself; the hub drops what it has seen), unless
+///    [`tails_appends`](Log::tails_appends) says they do. Logs that only
+///    this process appends to (the in-memory one) keep the default no-op.
 ///
 /// Futures must be `Send`; they are polled by the session that needs them.
 pub trait Log: Send + Sync + 'static {
@@ -177,6 +177,16 @@ pub trait Log: Send + Sync + 'static {
     /// No session of this process follows `stream` any more.
     fn unwatch(&self, stream: &str) {
         let _ = stream;
+    }
+
+    /// True when the [`Tap`] also carries the entries this process appends,
+    /// in the log's one order: the feed then leaves their delivery to it.
+    /// A log shared by several writers says so, because an entry the feed
+    /// delivered at once could overtake another writer's earlier one on its
+    /// way through the tail, and every session here would then fill that
+    /// gap from the log. Default `false`.
+    fn tails_appends(&self) -> bool {
+        false
     }
 }
 
