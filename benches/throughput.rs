@@ -36,6 +36,8 @@ use wsdrain::{DrainController, DrainPolicy};
 
 mod support;
 
+use support::arg;
+
 /// Concurrent connections per server (the baseline's echo mode used 64).
 const CONNS: usize = 64;
 /// Rounds of (raw, graceful) pairs; the order flips every round.
@@ -45,13 +47,6 @@ const SIZES: [(usize, &str); 2] = [(32, "32B"), (16 * 1024, "16KiB")];
 /// `--pairs N`, `--pair-ms MS` with `--paired-only`).
 const PAIRS: usize = 12;
 const PAIR_SPAN: Duration = Duration::from_millis(500);
-
-/// `--name VALUE` among the arguments.
-fn arg(name: &str) -> Option<u64> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1)?.parse().ok()
-}
 
 /// Round trips done and seconds taken, by (size, server, round).
 type Tally = BTreeMap<(usize, &'static str, usize), (u64, f64)>;

@@ -246,7 +246,7 @@ async fn main() -> ExitCode {
                 }
             }
             _ = &mut ctrl_c => {
-                client.close().await;
+                client.close();
                 while let Some(event) = events.next().await {
                     if let Some(line) = event_json(&event) {
                         print(line);

@@ -83,6 +83,8 @@ async fn tabs_see_the_drain_close_and_come_back_after_the_hint() {
                     m.retryAfterMs("going away"),
                     m.reconnectDelay(1001, "going away; retry-after-ms=1500", 3, {}, half).delay,
                     m.reconnectDelay(1012, "", 0, {}, half).delay,
+                    m.reconnectDelay(1013, "going away; retry-after-ms=1500", 3, {}, half).delay,
+                    m.reconnectDelay(1013, "", 2, {}, half).delay,
                     m.reconnectDelay(1006, "", 2, {}, half).delay,
                     m.reconnectDelay(1000, "", 0),
                     m.reconnectDelay(1008, "", 0),
@@ -94,7 +96,9 @@ async fn tabs_see_the_drain_close_and_come_back_after_the_hint() {
         .await;
     assert_eq!(
         rules,
-        json!([1500, null, 1525, 2500, 500, null, null, null, 15000])
+        json!([
+            1500, null, 1525, 2500, 1525, 500, 500, null, null, null, 15000
+        ])
     );
 
     old.signal(Signal::SIGTERM);
@@ -614,4 +618,234 @@ async fn event_source_reconnects_after_the_hint_and_misses_nothing() {
     new.signal(Signal::SIGTERM);
     let (code, _) = new.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0));
+}
+
+/// A page that runs `wsdrain.js` against any WebSocket URL (`?ws=`) with
+/// options (`&options=`, JSON), and keeps every event the socket emits,
+/// with its time, in `window.wsdrainEvents`; the socket is `window.socket`.
+async fn harness() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::{
+        Router,
+        http::header::CONTENT_TYPE,
+        response::{Html, IntoResponse},
+        routing::get,
+    };
+    const MODULE: &str = include_str!("../clients/js/wsdrain.js");
+    const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>wsdrain.js</title>
+<script type="module">
+import { WsDrainSocket } from "/wsdrain.js";
+const q = new URLSearchParams(location.search);
+window.wsdrainEvents = [];
+const socket = new WsDrainSocket(q.get("ws"), JSON.parse(q.get("options") ?? "{}"));
+for (const type of ["open", "message", "close", "notice", "handover", "handoverfailed", "reconnecting", "giveup"]) {
+  socket.addEventListener(type, (e) => window.wsdrainEvents.push({ ...e.detail, type, t: performance.now() }));
+}
+window.socket = socket;
+</script>"#;
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route(
+            "/wsdrain.js",
+            get(|| async { ([(CONTENT_TYPE, "text/javascript")], MODULE).into_response() }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+/// The harness page's address for a socket to `ws` with `options`.
+fn harness_page(harness: SocketAddr, ws: &str, options: &Value) -> String {
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    format!(
+        "http://{harness}/?ws={}&options={}",
+        encode(ws),
+        encode(&options.to_string())
+    )
+}
+
+/// The module against a real wsdrain server under `close-1013`: an upgrade
+/// during Closing is accepted and closed at once with `Close(1013, hint)`,
+/// and the page waits the hint, as after 1001. And the module reads the
+/// drain notice exactly as `wsdrain_protocol::parse_notice` does, on the
+/// protocol crate's table of cases.
+#[tokio::test]
+async fn the_module_reads_1013_and_the_notice_as_the_protocol_says() {
+    let (page, _page_task) = harness().await;
+    let mut browser = Browser::launch().await;
+    let policy = common::quick_policy()
+        .close_window(Duration::ZERO)
+        .close_timeout(Duration::from_secs(8))
+        .retry_after(Duration::from_millis(600), Duration::from_millis(900))
+        .closing_upgrades(wsdrain::ClosingUpgrades::TryAgainLater)
+        .build()
+        .unwrap();
+    let server = common::InProc::start(policy, common::echo_router()).await;
+    // A session that never answers its Close holds the server in Closing.
+    let mut mute = common::RawWs::connect(server.addr, "/ws").await;
+    server.controller.begin();
+    let (opcode, _) = mute.read_frame().await.unwrap();
+    assert_eq!(opcode, 0x8);
+
+    let ws = format!("ws://{}/ws", server.addr);
+    let tab = browser.open(&harness_page(page, &ws, &json!({}))).await;
+    let first = browser
+        .wait_event(&tab, "the first close", |e| nth_of(e, "close", 0))
+        .await;
+    assert_eq!(first["code"], json!(1013), "{first}");
+    assert_eq!(first["wasClean"], json!(true), "{first}");
+    let hint = first["hint"].as_f64().unwrap();
+    assert!((600.0..=900.0).contains(&hint), "{first}");
+    let next = browser
+        .wait_event(&tab, "reconnecting", |e| nth_of(e, "reconnecting", 0))
+        .await;
+    assert_eq!(next["wait"], json!("hint"), "{next}");
+    assert!(next["delay"].as_f64().unwrap() >= hint, "{next}");
+    let again = browser
+        .wait_event(&tab, "the second open", |e| nth_of(e, "open", 1))
+        .await;
+    let waited = again["t"].as_f64().unwrap() - first["t"].as_f64().unwrap();
+    eprintln!("1013 with hint {hint} ms: the page came back after {waited:.0} ms");
+    assert!(
+        waited >= hint,
+        "came back {waited} ms after a 1013 with hint {hint}"
+    );
+
+    // The notice, read by both clients from one table.
+    let cases: Vec<(String, Option<u64>)> = serde_json::from_str(include_str!(
+        "../crates/wsdrain-protocol/tests/notice_cases.json"
+    ))
+    .unwrap();
+    let texts: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
+    let read = browser
+        .eval(
+            &tab,
+            &format!(
+                r#"import("/wsdrain.js").then((m) => JSON.stringify({}.map((t) => m.parseNotice(t))))"#,
+                json!(texts)
+            ),
+        )
+        .await;
+    let read: Vec<Option<u64>> = serde_json::from_str(read.as_str().unwrap()).unwrap();
+    for ((text, want), js) in cases.iter().zip(&read) {
+        assert_eq!(*js, *want, "wsdrain.js on {text:?}");
+        assert_eq!(
+            wsdrain::protocol::parse_notice(text),
+            *want,
+            "parse_notice on {text:?}"
+        );
+    }
+    eprintln!(
+        "{} notice cases: wsdrain.js and parse_notice agree",
+        cases.len()
+    );
+
+    browser.eval(&tab, "window.socket.close()").await;
+    drop(browser);
+    drop(mute);
+    server.report().await;
+}
+
+/// The module against peers that end every attempt at once (centrifuge-js
+/// once made 189 attempts in 500 ms when a close came while it was still
+/// connecting): in a fixed window it makes no more attempts than the hint or
+/// its backoff allow. One tab per peer, all in the same window.
+#[tokio::test]
+async fn the_module_paces_attempts_that_end_at_once() {
+    use common::peers::{Behaviour, Peer, longest_burst};
+    const WINDOW: Duration = Duration::from_secs(2);
+    let hinted = |code| Behaviour::CloseAtOnce {
+        code,
+        reason: "going away; retry-after-ms=300".into(),
+    };
+    let noticed = |close_in_ms| Behaviour::NoticeThenClose {
+        close_in_ms,
+        code: 1001,
+        reason: "going away; retry-after-ms=300".into(),
+    };
+    let cases = [
+        ("close 1001 at once, hint 300 ms", hinted(1001)),
+        ("close 1013 at once, hint 300 ms", hinted(1013)),
+        ("TCP dropped in the handshake", Behaviour::DropInHandshake),
+        (
+            "503 with Retry-After: 1",
+            Behaviour::Refuse { retry_after: 1 },
+        ),
+        ("notice and close at once", noticed(0)),
+        ("notice at once, close 1 s later", noticed(1000)),
+    ];
+    let (page, _page_task) = harness().await;
+    // Every tab runs its timers as a foreground tab would: a background
+    // tab's are aligned to whole seconds, which would hide a wrong delay.
+    let mut browser = Browser::launch_with(&[
+        "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
+    ])
+    .await;
+    let mut runs = Vec::new();
+    for (name, behaviour) in cases {
+        let peer = Peer::start(behaviour).await;
+        let ws = format!("ws://{}/ws", peer.addr);
+        let tab = browser.open(&harness_page(page, &ws, &json!({}))).await;
+        runs.push((name, peer, tab));
+    }
+    // Each tab's window runs from its first attempt.
+    tokio::time::sleep(WINDOW + Duration::from_millis(500)).await;
+    for (name, peer, tab) in &runs {
+        browser.eval(tab, "window.socket.close()").await;
+        let events = browser.events(tab).await;
+        assert!(
+            !peer.attempts().is_empty(),
+            "{name}: the page never connected"
+        );
+        let (within, gaps) = peer.pacing(WINDOW);
+        let delays: Vec<f64> = events
+            .iter()
+            .filter(|e| e["type"] == "reconnecting")
+            .map(|e| e["delay"].as_f64().unwrap())
+            .collect();
+        let burst = longest_burst(&gaps);
+        eprintln!("{name}: {within} attempts in {WINDOW:?}, longest burst {burst}, gaps {gaps:?}");
+        // Without notices, every attempt follows a close: it came no
+        // sooner than the delay the page announced for it.
+        if !name.starts_with("notice") {
+            for (gap, delay) in gaps.iter().zip(&delays) {
+                assert!(
+                    gap.as_secs_f64() * 1000.0 >= delay - 1.0,
+                    "{name}: gap {gap:?} < announced {delay} ms; {gaps:?}"
+                );
+            }
+        }
+        match *name {
+            n if n.starts_with("close") => {
+                assert!(
+                    gaps.iter().all(|g| *g >= Duration::from_millis(300)),
+                    "{name}: {gaps:?}"
+                );
+                assert!(within <= 7, "{name}: {within} attempts");
+            }
+            n if n.starts_with("notice") => {
+                assert!(within <= 16, "{name}: {within} attempts: {gaps:?}");
+                if n == "notice and close at once" {
+                    assert!(burst <= 3, "{name}: {burst} in a row: {gaps:?}");
+                }
+            }
+            // The browser hides the status: these back off from 250 ms;
+            // twelve attempts in 2 s need the 5th to 12th full-jitter draws
+            // (ceilings 4 s and up) all small, odds below 1e-5.
+            _ => assert!(within <= 12, "{name}: {within} attempts: {gaps:?}"),
+        }
+    }
 }

@@ -20,65 +20,20 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use common::client::{HINT_JITTER, connected, next, next_closed, reconnecting, round_trip};
 use common::{InProc, Server, echo_router, quick_policy};
 use nix::sys::signal::Signal;
 use wsdrain::client::{
-    Closed, ConnectionId, Event, Events, FailedAt, GiveUp, Message, Reconnect, SendError, Wait,
+    Event, FailedAt, GiveUp, Message, Reconnect, RetryPolicy, RetryPolicyBuilder, SendError, Wait,
 };
-
-/// Bound on waiting for any one event.
-const EVENT_LIMIT: Duration = Duration::from_secs(15);
-
-async fn next(events: &mut Events) -> Event {
-    match tokio::time::timeout(EVENT_LIMIT, events.next()).await {
-        Ok(Some(event)) => event,
-        Ok(None) => panic!("events ended"),
-        Err(_) => panic!("no event within {EVENT_LIMIT:?}"),
-    }
-}
-
-async fn connected(events: &mut Events) -> ConnectionId {
-    match next(events).await {
-        Event::Connected { connection } => connection,
-        other => panic!("expected Connected, got {other:?}"),
-    }
-}
-
-/// Skips messages until the connection closes.
-async fn next_closed(events: &mut Events) -> Closed {
-    loop {
-        match next(events).await {
-            Event::Closed(closed) => return closed,
-            Event::Message { .. } => {}
-            other => panic!("expected Closed, got {other:?}"),
-        }
-    }
-}
-
-async fn reconnecting(events: &mut Events) -> (Duration, Wait) {
-    match next(events).await {
-        Event::Reconnecting { delay, wait } => (delay, wait),
-        other => panic!("expected Reconnecting, got {other:?}"),
-    }
-}
-
-/// Sends `text` and waits for its echo on the same connection.
-async fn round_trip(client: &wsdrain::client::Client, events: &mut Events, text: &str) {
-    let id = client.send(Message::text(text)).await.unwrap();
-    match next(events).await {
-        Event::Message {
-            connection,
-            message,
-        } => {
-            assert_eq!(connection, id);
-            assert_eq!(message, Message::text(text));
-        }
-        other => panic!("expected the echo, got {other:?}"),
-    }
-}
 
 fn url(addr: SocketAddr, path: &str) -> String {
     format!("ws://{addr}{path}")
+}
+
+/// The default retry policy with some settings changed.
+fn retry(change: impl FnOnce(RetryPolicyBuilder) -> RetryPolicyBuilder) -> RetryPolicy {
+    change(RetryPolicy::builder()).build().unwrap()
 }
 
 fn hinted_policy() -> wsdrain::DrainPolicy {
@@ -89,8 +44,6 @@ fn hinted_policy() -> wsdrain::DrainPolicy {
         .unwrap()
 }
 
-/// Least jitter the client adds to a hint (its default).
-const HINT_JITTER: Duration = Duration::from_millis(50);
 /// Slack for scheduling and connecting on a busy machine: proves a bound
 /// exists, not a speed.
 const SLACK: Duration = Duration::from_secs(1);
@@ -107,7 +60,7 @@ async fn reconnects_after_the_hint_in_process() {
     }
     let first = connected(&mut events).await;
     assert_eq!(first.get(), 1);
-    assert_eq!(client.connection().await, Some(first));
+    assert_eq!(client.connection(), Some(first));
     round_trip(&client, &mut events, "1").await;
 
     let before_close = Instant::now();
@@ -156,7 +109,7 @@ async fn reconnects_after_the_hint_in_process() {
     );
     round_trip(&client, &mut events, "2").await;
 
-    client.close().await;
+    client.close();
     let last = next_closed(&mut events).await;
     assert_eq!((last.connection, last.code), (second, 1000));
     assert_eq!(next(&mut events).await, Event::GaveUp(GiveUp::ClientClosed));
@@ -215,7 +168,7 @@ async fn reconnects_after_sigterm_to_a_new_process() {
     );
     round_trip(&client, &mut events, "after").await;
     assert_eq!(second.get(), 2);
-    client.close().await;
+    client.close();
 }
 
 #[tokio::test]
@@ -223,7 +176,7 @@ async fn abnormal_end_backs_off() {
     // The baseline server exits under its sockets on SIGTERM: no Close frame.
     let mut plain = Server::start("echo", &[], &["--plain"]);
     let (client, mut events) = Reconnect::new(url(plain.addr, "/ws"))
-        .base(Duration::from_millis(50))
+        .policy(retry(|p| p.base(Duration::from_millis(50))))
         .spawn();
     connected(&mut events).await;
     round_trip(&client, &mut events, "x").await;
@@ -236,11 +189,20 @@ async fn abnormal_end_backs_off() {
     assert_eq!(wait, Wait::Backoff { attempt: 0 });
     assert!(delay < Duration::from_millis(50), "{delay:?}");
     plain.wait_exit(Duration::from_secs(10));
-    client.close().await;
+    client.close();
 }
 
-/// Holds a drained server in Closing: a raw session that never answers the
-/// Close keeps it there for `close_timeout`.
+/// An echo server drained into Closing, held there (for `close_timeout`) by
+/// the returned raw session, which got its Close and never answers it.
+async fn in_closing(policy: wsdrain::DrainPolicy) -> (InProc, common::RawWs) {
+    let server = InProc::start(policy, echo_router()).await;
+    let mut mute = common::RawWs::connect(server.addr, "/ws").await;
+    server.controller.begin();
+    let (opcode, _) = mute.read_frame().await.unwrap();
+    assert_eq!(opcode, 0x8, "the mute session's Close");
+    (server, mute)
+}
+
 #[tokio::test]
 async fn refused_upgrade_retry_after_is_honoured() {
     let policy = quick_policy()
@@ -249,13 +211,8 @@ async fn refused_upgrade_retry_after_is_honoured() {
         .retry_after(Duration::from_millis(200), Duration::from_millis(800))
         .build()
         .unwrap();
-    let server = InProc::start(policy, echo_router()).await;
+    let (server, mute) = in_closing(policy).await;
     let addr = server.addr;
-    let mut mute = common::RawWs::connect(addr, "/ws").await;
-    server.controller.begin();
-    // The mute session got its Close: the server is in Closing now.
-    let (opcode, _) = mute.read_frame().await.unwrap();
-    assert_eq!(opcode, 0x8);
 
     let spawned = Instant::now();
     let (client, mut events) = Reconnect::new(url(addr, "/ws")).spawn();
@@ -294,7 +251,48 @@ async fn refused_upgrade_retry_after_is_honoured() {
         again_seen - failed_seen
     );
     drop(mute);
-    client.close().await;
+    client.close();
+    server.report().await;
+}
+
+/// Under `close-1013` a server in Closing accepts an upgrade and closes it at
+/// once with `Close(1013, hint)`: the client waits the hint, as after 1001,
+/// instead of backing off from 250 ms.
+#[tokio::test]
+async fn try_again_later_with_a_hint_is_honoured_like_going_away() {
+    let policy = quick_policy()
+        .close_window(Duration::ZERO)
+        .close_timeout(Duration::from_secs(4))
+        .retry_after(Duration::from_millis(600), Duration::from_millis(900))
+        .closing_upgrades(wsdrain::ClosingUpgrades::TryAgainLater)
+        .build()
+        .unwrap();
+    let (server, mute) = in_closing(policy).await;
+    let addr = server.addr;
+
+    let (client, mut events) = Reconnect::new(url(addr, "/ws")).spawn();
+    let mut closes = Vec::new();
+    for attempt in 1..=2 {
+        let id = connected(&mut events).await;
+        assert_eq!(id.get(), attempt);
+        let closed = next_closed(&mut events).await;
+        let seen = Instant::now();
+        assert_eq!(closed.code, 1013, "{closed:?}");
+        let hint = closed.hint.expect("a hint").retry_after();
+        assert!((600..=900).contains(&hint.as_millis()), "{closed:?}");
+        let (delay, wait) = reconnecting(&mut events).await;
+        assert_eq!(wait, Wait::Hint(closed.hint.unwrap()), "{closed:?}");
+        assert!(
+            delay >= hint && delay < hint + HINT_JITTER,
+            "{delay:?} for {hint:?}"
+        );
+        closes.push((seen, hint));
+    }
+    // The second attempt came no earlier than the first hint.
+    let (first_seen, first_hint) = closes[0];
+    assert!(closes[1].0 - first_seen >= first_hint, "{closes:?}");
+    client.close();
+    drop(mute);
     server.report().await;
 }
 
@@ -307,7 +305,9 @@ async fn backoff_stays_within_cap_and_grows() {
     };
     let (base, cap) = (Duration::from_millis(10), Duration::from_millis(200));
     let started = Instant::now();
-    let (client, mut events) = Reconnect::new(url(addr, "/ws")).base(base).cap(cap).spawn();
+    let (client, mut events) = Reconnect::new(url(addr, "/ws"))
+        .policy(retry(|p| p.base(base).cap(cap)))
+        .spawn();
     let mut delays = Vec::new();
     while delays.len() < 12 {
         match next(&mut events).await {
@@ -337,7 +337,7 @@ async fn backoff_stays_within_cap_and_grows() {
     let early: Duration = delays[..3].iter().sum();
     let late: Duration = delays[6..].iter().sum();
     assert!(late > early, "early {early:?}, late {late:?}: {delays:?}");
-    client.close().await;
+    client.close();
     assert_eq!(next(&mut events).await, Event::GaveUp(GiveUp::ClientClosed));
 }
 
@@ -403,8 +403,10 @@ async fn terminal_codes_are_configurable_and_others_retry() {
     // 1000 made retryable; 1011 and 1013 retry by default.
     for code in [1000, 1011, 1013] {
         let (client, mut events) = Reconnect::new(url(server.addr, &format!("/close/{code}")))
-            .base(Duration::from_millis(20))
-            .terminal_codes(|code| code == 4001)
+            .policy(retry(|p| {
+                p.base(Duration::from_millis(20))
+                    .terminal_codes(|code| code == 4001)
+            }))
             .spawn();
         let first = connected(&mut events).await;
         assert_eq!(next_closed(&mut events).await.code, code);
@@ -412,10 +414,10 @@ async fn terminal_codes_are_configurable_and_others_retry() {
         assert_eq!(wait, Wait::Backoff { attempt: 0 }, "{code}");
         let second = connected(&mut events).await;
         assert!(second > first);
-        client.close().await;
+        client.close();
     }
     let (_client, mut events) = Reconnect::new(url(server.addr, "/close/4001"))
-        .terminal_codes(|code| code == 4001)
+        .policy(retry(|p| p.terminal_codes(|code| code == 4001)))
         .spawn();
     connected(&mut events).await;
     next_closed(&mut events).await;
@@ -445,8 +447,9 @@ async fn only_a_stable_connection_resets_the_backoff() {
         (Duration::ZERO, [0, 0, 0]),          // every connection counts as stable
     ] {
         let (client, mut events) = Reconnect::new(url(server.addr, "/close/1011"))
-            .base(Duration::from_millis(5))
-            .stable_after(stable_after)
+            .policy(retry(|p| {
+                p.base(Duration::from_millis(5)).stable_after(stable_after)
+            }))
             .spawn();
         for attempt in want {
             connected(&mut events).await;
@@ -458,7 +461,7 @@ async fn only_a_stable_connection_resets_the_backoff() {
                 "stable after {stable_after:?}"
             );
         }
-        client.close().await;
+        client.close();
     }
     server.controller.begin();
     server.report().await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::feed::{ENV, Ledger, RATE, Relay, start_feed, tick_now, ticks_pass};
 use nix::sys::signal::Signal;
-use wsdrain::client::{Event, Events, ResyncReason};
+use wsdrain::client::{Event, Events, ResyncReason, RetryPolicy};
 
 /// Bound on waiting for anything: an event, a number of messages.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -26,8 +26,13 @@ impl FeedClient {
     fn spawn(url: &str) -> FeedClient {
         let (_client, events) = wsdrain::client::Reconnect::new(url)
             .resume(true)
-            .base(Duration::from_millis(20))
-            .cap(Duration::from_secs(1))
+            .policy(
+                RetryPolicy::builder()
+                    .base(Duration::from_millis(20))
+                    .cap(Duration::from_secs(1))
+                    .build()
+                    .unwrap(),
+            )
             .spawn();
         FeedClient {
             events,

@@ -14,23 +14,14 @@ use std::{
 };
 
 use common::Server;
+use common::client::next;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wsdrain::client::{Event, Events, FailedAt, Message, Reconnect, SendError};
+use wsdrain::client::{Event, FailedAt, Message, Reconnect, RetryPolicy, SendError};
 
-/// Bound on waiting for any one event.
-const EVENT_LIMIT: Duration = Duration::from_secs(15);
 /// Slack for scheduling and connecting on a busy machine: proves a bound
 /// exists, not a speed.
 const SLACK: Duration = Duration::from_secs(1);
-
-async fn next(events: &mut Events) -> Event {
-    match tokio::time::timeout(EVENT_LIMIT, events.next()).await {
-        Ok(Some(event)) => event,
-        Ok(None) => panic!("events ended"),
-        Err(_) => panic!("no event within {EVENT_LIMIT:?}"),
-    }
-}
 
 /// HAProxy in front of the given replicas, `GET /readyz` checks every 100 ms,
 /// `fall 2 rise 1`; killed on drop.
@@ -340,7 +331,7 @@ async fn handover_behind_haproxy_leaves_no_gap_and_loses_nothing() {
 
     let (code, _) = tokio::task::block_in_place(|| drained.wait_exit(Duration::from_secs(10)));
     assert_eq!(code, Some(0));
-    client.close().await;
+    client.close();
 }
 
 const RESTART_ENV: &[(&str, &str)] = &[
@@ -368,8 +359,13 @@ async fn restart(health: bool) -> Restart {
     let addr = old.addr;
     let (client, mut events) = Reconnect::new(format!("ws://{addr}/ws"))
         .health_check(health)
-        .base(Duration::from_millis(100))
-        .cap(Duration::from_millis(800))
+        .policy(
+            RetryPolicy::builder()
+                .base(Duration::from_millis(100))
+                .cap(Duration::from_millis(800))
+                .build()
+                .unwrap(),
+        )
         .spawn();
     assert!(matches!(next(&mut events).await, Event::Connected { .. }));
     let stopped = Instant::now();
@@ -406,7 +402,7 @@ async fn restart(health: bool) -> Restart {
     let connected = Instant::now();
     let (_server, ready) = restart.await.unwrap();
     assert!(ready <= connected, "connected before the new server was up");
-    client.close().await;
+    client.close();
     Restart {
         failed,
         not_ready,
@@ -503,7 +499,7 @@ async fn a_failed_handover_stays_on_the_old_connection_then_follows_the_hint() {
         Event::Reconnecting { wait, .. } => assert_eq!(wait, wsdrain::client::Wait::Hint(hint)),
         other => panic!("expected Reconnecting, got {other:?}"),
     }
-    client.close().await;
+    client.close();
     server.report().await;
 }
 
@@ -607,5 +603,5 @@ async fn a_notice_during_a_handover_hands_over_again_once_the_old_one_closed() {
         Event::Message { connection, .. } => assert_eq!(connection, third),
         other => panic!("expected the echo, got {other:?}"),
     }
-    client.close().await;
+    client.close();
 }

@@ -24,7 +24,7 @@ use tokio_tungstenite::{
         protocol::{CloseFrame, frame::coding::CloseCode},
     },
 };
-use wsdrain::client::{Event, Events, Message, Reconnect, StreamMessage, Wait};
+use wsdrain::client::{Event, Events, Message, Reconnect, RetryPolicy, StreamMessage, Wait};
 
 /// Bound on waiting for any one event or connection.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -209,7 +209,12 @@ async fn started(n: u64) -> (Scripted, Seen, Accepted) {
 fn client(url: &str) -> Seen {
     let (_client, events) = Reconnect::new(url)
         .resume(true)
-        .base(Duration::from_millis(20))
+        .policy(
+            RetryPolicy::builder()
+                .base(Duration::from_millis(20))
+                .build()
+                .unwrap(),
+        )
         .close_timeout(Duration::from_secs(1))
         .spawn();
     Seen {

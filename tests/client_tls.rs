@@ -14,6 +14,7 @@ use std::{
 };
 
 use common::Server;
+use common::client::{HINT_JITTER, next};
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use tokio_rustls::{
@@ -26,18 +27,6 @@ use tokio_rustls::{
 };
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use wsdrain::client::{Event, Events, FailedAt, Message, Reconnect, Wait, tls};
-
-const EVENT_LIMIT: Duration = Duration::from_secs(15);
-/// Least jitter the client adds to a `Retry-After` (its default).
-const HINT_JITTER: Duration = Duration::from_millis(50);
-
-async fn next(events: &mut Events) -> Event {
-    match tokio::time::timeout(EVENT_LIMIT, events.next()).await {
-        Ok(Some(event)) => event,
-        Ok(None) => panic!("events ended"),
-        Err(_) => panic!("no event within {EVENT_LIMIT:?}"),
-    }
-}
 
 async fn message(events: &mut Events) -> String {
     match next(events).await {
@@ -69,7 +58,7 @@ async fn wss_with_a_custom_root_carries_headers_and_the_hint() {
         Event::ConnectFailed(f) => assert_eq!((f.stage, f.status), (FailedAt::Tls, None), "{f:?}"),
         other => panic!("expected ConnectFailed, got {other:?}"),
     }
-    untrusting.close().await;
+    untrusting.close();
 
     let roots = CertificateDer::pem_file_iter(&pem)
         .unwrap()
@@ -104,7 +93,7 @@ async fn wss_with_a_custom_root_carries_headers_and_the_hint() {
     assert!(closed.hint.is_some(), "{closed:?}");
     let (code, _) = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
     assert_eq!(code, Some(0));
-    client.close().await;
+    client.close();
 }
 
 /// A TLS WebSocket server that answers its first upgrade with `503` and
@@ -209,5 +198,5 @@ async fn wss_refused_upgrade_retry_after_is_honoured() {
     assert_eq!(message(&mut events).await, "hi");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, vec![Some("Bearer s3cret".to_owned()); 2]);
-    client.close().await;
+    client.close();
 }

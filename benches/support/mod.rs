@@ -316,3 +316,10 @@ pub fn load() -> String {
     let parts: Vec<&str> = load.split_whitespace().take(3).collect();
     format!("load {}", parts.join(" "))
 }
+
+/// `--name VALUE` among the command-line arguments.
+pub fn arg(name: &str) -> Option<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}

@@ -10,6 +10,7 @@ import {
   defaults,
   fullJitter,
   healthUrl,
+  honoursHint,
   parseNotice,
   reconnectDelay,
   retryAfterHeaderMs,
@@ -68,5 +69,6 @@ const header: number | null = retryAfterHeaderMs("2");
 const type: "wsdrain.reconnect" = NOTICE_TYPE;
 const next: Reconnecting | null = reconnectDelay(1001, "retry-after-ms=5", 0, { cap: 1000 }, Math.random);
 const url: string = healthUrl("wss://example.test/ws", true);
-console.log(sent, text, state, options, hint, lead, header, type, next, url, fullJitter(250, 30_000, 2));
+const hinted: boolean = honoursHint(1013);
+console.log(sent, text, state, options, hint, lead, header, type, next, url, hinted, fullJitter(250, 30_000, 2));
 socket.close();

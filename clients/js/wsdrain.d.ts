@@ -9,15 +9,18 @@ export const NOTICE_TYPE: "wsdrain.reconnect";
 /** The lead (`close_in_ms`) of a drain notice, or null when `data` is not one. Never throws. */
 export function parseNotice(data: unknown): number | null;
 
+/** 1001, 1012 or 1013: the close codes whose hint is honoured. */
+export function honoursHint(code: number): boolean;
+
 /** Every option; all times in milliseconds. */
 export interface Options {
   /** First backoff ceiling (250). */
   base: number;
   /** Longest wait of any kind; hints are clamped to it (30 000). */
   cap: number;
-  /** Backoff base after 1001/1012 without a hint (5 000). */
+  /** Backoff base after 1001/1012 without a hint (5 000); 1013 without a hint backs off from `base`. */
   goingAwayBase: number;
-  /** A connection up this long resets the failure count (30 000). */
+  /** A connection up this long resets the failure count (30 000); a drain notice on a handover's connection younger than this waits the backoff first. */
   stableAfter: number;
   /** Least jitter on a hint: `h + random(0, max(hintJitter, h / 50))` (50). */
   hintJitter: number;
@@ -54,7 +57,7 @@ export interface Reconnecting {
   attempt: number;
 }
 
-/** What to do after a close, or null for "do not reconnect". */
+/** What to do after a close (1001, 1012 or 1013 with a hint: wait the hint), or null for "do not reconnect". */
 export function reconnectDelay(
   code: number,
   reason: string | null | undefined,

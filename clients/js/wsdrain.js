@@ -4,9 +4,11 @@
 // whole API.
 //
 // A draining wsdrain server closes each session with code 1001 (or 1012) and a
-// reason like "going away; retry-after-ms=2731" (docs/PROTOCOL.md). This module
-// waits that long plus a little jitter of its own, then reconnects. Other
-// endings back off with full jitter; 1000, 1008 and 4000-4999 stop it.
+// reason like "going away; retry-after-ms=2731" (docs/PROTOCOL.md), and an
+// upgrade it accepts during Closing under close-1013 with 1013 and the same
+// reason. This module waits that long plus a little jitter of its own, then
+// reconnects. Other endings back off with full jitter; 1000, 1008 and
+// 4000-4999 stop it.
 // A browser cannot see the status of a refused upgrade (a 503 with Retry-After
 // shows up as 1006), so that case backs off like any other failure.
 //
@@ -15,7 +17,10 @@
 // connection to the same URL at once, moves send() to it when it is open,
 // closes the old one with 1000 (after `handoverLinger`) and reports a
 // "handover" event. The page is never without an open connection. If the new
-// connection fails, it stays on the old one and reconnects by its hint.
+// connection fails, it stays on the old one and reconnects by its hint. A
+// notice on a connection that a handover opened less than `stableAfter` ago
+// waits the backoff first (and gives way to the Close's hint), so a server
+// that notices every new connection cannot make it hop without pause.
 //
 //   import { WsDrainSocket } from "./wsdrain.js";
 //   const ws = new WsDrainSocket("wss://" + location.host + "/ws");
@@ -70,6 +75,14 @@ export function parseNotice(data) {
   return Number.isSafeInteger(lead) && lead >= 0 ? lead : null;
 }
 
+/**
+ * The codes whose hint is honoured: 1001 Going Away, 1012 Service Restart,
+ * 1013 Try Again Later (docs/PROTOCOL.md, "Close codes").
+ */
+export function honoursHint(code) {
+  return code === 1001 || code === 1012 || code === 1013;
+}
+
 /** The defaults, the same as the Rust client's. All times in ms. */
 export const defaults = Object.freeze({
   base: 250, // first backoff ceiling: a lost connection comes back fast
@@ -98,11 +111,11 @@ export function fullJitter(base, cap, attempt, random = Math.random) {
 export function reconnectDelay(code, reason, attempt, options = {}, random = Math.random) {
   const o = { ...defaults, ...options };
   const hint = retryAfterMs(reason);
+  if (honoursHint(code) && hint !== null) {
+    const h = Math.min(hint, o.cap);
+    return { delay: h + random() * Math.max(o.hintJitter, h / 50), wait: "hint", hint, attempt };
+  }
   if (code === 1001 || code === 1012) {
-    if (hint !== null) {
-      const h = Math.min(hint, o.cap);
-      return { delay: h + random() * Math.max(o.hintJitter, h / 50), wait: "hint", hint, attempt };
-    }
     const base = Math.max(o.goingAwayBase, o.base);
     return { delay: fullJitter(base, o.cap, attempt, random), wait: "backoff", hint: null, attempt };
   }
@@ -273,6 +286,7 @@ export class WsDrainSocket extends EventTarget {
   #orphaned = null; // the close of the old connection when it ended before #next opened
   #retired = new Set(); // old connections after a switch, until their close
   #timer = null;
+  #handoverTimer = null; // a paced handover's wait, before its connection opens
   #probe = null; // AbortController of a running health probe
   #stopped = false;
   #failures = 0;
@@ -325,6 +339,8 @@ export class WsDrainSocket extends EventTarget {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = null;
+    clearTimeout(this.#handoverTimer);
+    this.#handoverTimer = null;
     this.#probe?.abort();
     this.#probe = null;
     if (this.#next !== null) this.#next.socket.close(1000);
@@ -442,9 +458,22 @@ export class WsDrainSocket extends EventTarget {
   #noticed(c, lead) {
     this.#emit("notice", { connection: c.id, closeInMs: lead });
     // A notice on the connection in use, no handover under way: make before break.
-    if (this.options.handover && !this.#stopped && c === this.#ws && this.#next === null && !c.retired) {
-      this.#next = this.#open({ from: c.id, closeInMs: lead, noticeAt: performance.now() });
+    const idle = this.#next === null && this.#handoverTimer === null;
+    if (!this.options.handover || this.#stopped || c !== this.#ws || !idle || c.retired) return;
+    const handover = { from: c.id, closeInMs: lead, noticeAt: performance.now() };
+    // A young handover noticed again: back off first, or servers that
+    // notice every new connection would have it hop as fast as they accept.
+    const o = this.options;
+    if (c.handover !== null && handover.noticeAt - c.openedAt < o.stableAfter) {
+      const delay = fullJitter(o.base, o.cap, this.#failures);
+      this.#failures += 1;
+      this.#handoverTimer = setTimeout(() => {
+        this.#handoverTimer = null;
+        if (!this.#stopped && c === this.#ws) this.#next = this.#open(handover);
+      }, delay);
+      return;
     }
+    this.#next = this.#open(handover);
   }
 
   #closed(c, ev) {
@@ -485,6 +514,9 @@ export class WsDrainSocket extends EventTarget {
     }
     if (c !== this.#ws) return; // after close()
     this.#ws = null;
+    // A handover still waiting out its backoff gives way to this close's advice.
+    clearTimeout(this.#handoverTimer);
+    this.#handoverTimer = null;
     this.#emit("close", closed);
     if (this.#next !== null && !this.#stopped) {
       // Closed before the handover's new connection opened: wait for it; if

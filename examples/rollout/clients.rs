@@ -34,7 +34,7 @@ use std::{
 
 use tokio::sync::watch;
 use wsdrain::{
-    client::{Client, Event, Events, Message, Reconnect},
+    client::{Client, Event, Events, Message, Reconnect, RetryPolicy},
     protocol::parse_notice,
 };
 
@@ -129,9 +129,13 @@ impl Lane {
     fn spawn(id: u64, url: &str) -> Lane {
         // The simulator runs its own handover over two lanes, so that every
         // mode measures the same way; the client's built-in one stays off.
+        let policy = RetryPolicy::builder()
+            .cap(Duration::from_secs(5))
+            .build()
+            .expect("a 5 s cap is a valid policy");
         let (client, events) = Reconnect::new(url.to_string())
             .handover(false)
-            .cap(Duration::from_secs(5))
+            .policy(policy)
             .connect_timeout(Duration::from_secs(5))
             .spawn();
         Lane {
@@ -286,7 +290,7 @@ pub(crate) async fn run_client(
                         let old = std::mem::replace(&mut current, new);
                         let busy = outstanding.as_ref().is_some_and(|o| o.1 == old.id);
                         if !busy {
-                            old.client.close().await;
+                            old.client.close();
                         }
                         retire_when_answered = busy;
                         retiring = Some(old);
@@ -330,7 +334,7 @@ pub(crate) async fn run_client(
                         if from == Source::Retiring && retire_when_answered {
                             retire_when_answered = false;
                             if let Some(old) = &retiring {
-                                old.client.close().await;
+                                old.client.close();
                             }
                         }
                     }
@@ -407,9 +411,9 @@ pub(crate) async fn run_client(
 
 /// Stops every lane with a Close(1000).
 async fn close_all(current: &Lane, next: &Option<Lane>, retiring: &Option<Lane>) {
-    current.client.close().await;
+    current.client.close();
     for l in [next, retiring].into_iter().flatten() {
-        l.client.close().await;
+        l.client.close();
     }
 }
 

@@ -48,6 +48,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn launch() -> Browser {
+        Browser::launch_with(&[]).await
+    }
+
+    /// [`launch`](Self::launch) with more command-line flags.
+    pub async fn launch_with(flags: &[&str]) -> Browser {
         let profile = std::env::temp_dir().join(format!(
             "wsdrain-browser-{}-{}",
             std::process::id(),
@@ -66,6 +71,7 @@ impl Browser {
             "--disable-quic",
             "--remote-debugging-port=0",
         ])
+        .args(flags)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("about:blank")
         .stdin(Stdio::null())

@@ -1,9 +1,6 @@
 //! Helpers shared by the end-to-end tests: real processes, real TCP, real signals.
 #![allow(dead_code, clippy::unwrap_used, unreachable_pub)]
 
-pub mod browser;
-pub mod feed;
-
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
@@ -12,6 +9,12 @@ use std::{
     sync::mpsc,
     time::{Duration, Instant},
 };
+
+pub mod browser;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod feed;
+pub mod peers;
 
 use futures_util::StreamExt;
 use nix::{sys::signal::Signal, unistd::Pid};

@@ -57,7 +57,7 @@ pub enum Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Wait {
-    /// The server's close hint (1001 or 1012 with `retry-after-ms`), plus jitter.
+    /// The server's close hint (1001, 1012 or 1013 with `retry-after-ms`), plus jitter.
     Hint(CloseHint),
     /// The `Retry-After` header of a refused upgrade, plus jitter.
     RetryAfter(Duration),
@@ -81,31 +81,32 @@ impl fmt::Display for Wait {
 
 /// The reconnect rules: backoff parameters and which endings are terminal.
 ///
-/// The defaults follow `docs/PROTOCOL.md`, "Client guidance".
+/// Build one with [`RetryPolicy::builder`] (or take [`RetryPolicy::default`])
+/// and give it to [`Reconnect::policy`](crate::Reconnect::policy). The
+/// defaults follow `docs/PROTOCOL.md`, "Client guidance"; each is explained
+/// at its method of [`RetryPolicyBuilder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use wsdrain_client::RetryPolicy;
+///
+/// let policy = RetryPolicy::builder()
+///     .base(Duration::from_millis(100))
+///     .cap(Duration::from_secs(10))
+///     .build()
+///     .unwrap();
+/// assert_eq!(policy.cap(), Duration::from_secs(10));
+/// assert_eq!(policy.hint_jitter(), Duration::from_millis(50)); // the default
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RetryPolicy {
-    /// First backoff ceiling: attempt `n` sleeps `random(0, min(cap, base·2ⁿ))`.
-    /// Default 250 ms: a lost connection on a healthy network comes back fast.
-    pub base: Duration,
-    /// The longest any wait may be, hints and `Retry-After` included. Default
-    /// 30 s: a buggy or hostile server must not park clients for long.
-    pub cap: Duration,
-    /// Backoff base after a 1001/1012 close without a hint. Default 5 s, as
-    /// RFC 6455 §7.2.3 suggests: the server is going away and gave no advice.
-    pub going_away_base: Duration,
-    /// A connection that stayed up this long resets the failure count. Default
-    /// 30 s: a server that accepts and then crashes must not reset the backoff.
-    pub stable_after: Duration,
-    /// Least jitter added to a hint or `Retry-After`: the client waits
-    /// `h + random(0, max(hint_jitter, h/50))`. Default 50 ms: a wsdrain
-    /// server already spreads its closes and hints evenly, so the client's
-    /// own jitter only has to keep clients that got the same hint from a
-    /// server that does not spread from coming back in the same millisecond;
-    /// more would blur the even spacing (see docs/PERFORMANCE.md).
-    pub hint_jitter: Duration,
-    /// Close codes after which the client stops. Default: 1000, 1008 and
-    /// 4000–4999 ([`default_terminal_code`]).
-    pub terminal_code: fn(u16) -> bool,
+    base: Duration,
+    cap: Duration,
+    going_away_base: Duration,
+    stable_after: Duration,
+    hint_jitter: Duration,
+    terminal_code: fn(u16) -> bool,
 }
 
 impl Default for RetryPolicy {
@@ -118,6 +119,164 @@ impl Default for RetryPolicy {
             hint_jitter: Duration::from_millis(50),
             terminal_code: default_terminal_code,
         }
+    }
+}
+
+/// Builds a [`RetryPolicy`]; every setting starts at its default.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RetryPolicyBuilder {
+    policy: RetryPolicy,
+}
+
+impl RetryPolicyBuilder {
+    /// First backoff ceiling: attempt `n` sleeps `random(0, min(cap, base·2ⁿ))`.
+    /// Default 250 ms: a lost connection on a healthy network comes back
+    /// fast. Must be above zero: a zero base retries at once, forever.
+    pub fn base(mut self, base: Duration) -> Self {
+        self.policy.base = base;
+        self
+    }
+
+    /// The longest any wait may be, hints and `Retry-After` included. Default
+    /// 30 s: a buggy or hostile server must not park clients for long. Must be
+    /// above zero.
+    pub fn cap(mut self, cap: Duration) -> Self {
+        self.policy.cap = cap;
+        self
+    }
+
+    /// Backoff base after a 1001/1012 close without a hint. Default 5 s, as
+    /// RFC 6455 §7.2.3 suggests: the server is going away and gave no advice.
+    /// Must be above zero.
+    pub fn going_away_base(mut self, base: Duration) -> Self {
+        self.policy.going_away_base = base;
+        self
+    }
+
+    /// A connection that stayed up this long resets the failure count. Default
+    /// 30 s: a server that accepts and then crashes must not reset the backoff.
+    /// Zero counts every connection as stable.
+    pub fn stable_after(mut self, after: Duration) -> Self {
+        self.policy.stable_after = after;
+        self
+    }
+
+    /// Least jitter added to a hint or `Retry-After`: the client waits
+    /// `h + random(0, max(hint_jitter, h/50))`. Default 50 ms: a wsdrain
+    /// server already spreads its closes and hints evenly, so the client's
+    /// own jitter only has to keep clients that got the same hint from a
+    /// server that does not spread from coming back in the same millisecond;
+    /// more would blur the even spacing (see docs/PERFORMANCE.md).
+    pub fn hint_jitter(mut self, jitter: Duration) -> Self {
+        self.policy.hint_jitter = jitter;
+        self
+    }
+
+    /// Close codes after which the client stops. Default: 1000, 1008 and
+    /// 4000–4999 ([`default_terminal_code`]). The codes whose hint is
+    /// honoured ([`honours_hint`]: 1001, 1012, 1013) always reconnect.
+    pub fn terminal_codes(mut self, is_terminal: fn(u16) -> bool) -> Self {
+        self.policy.terminal_code = is_terminal;
+        self
+    }
+
+    /// The policy.
+    ///
+    /// # Errors
+    ///
+    /// [`RetryPolicyError`] naming the setting when `base`, `cap` or
+    /// `going_away_base` is zero.
+    pub fn build(self) -> Result<RetryPolicy, RetryPolicyError> {
+        let p = &self.policy;
+        for (setting, value) in [
+            ("base", p.base),
+            ("cap", p.cap),
+            ("going_away_base", p.going_away_base),
+        ] {
+            if value.is_zero() {
+                return Err(RetryPolicyError { setting });
+            }
+        }
+        Ok(self.policy)
+    }
+}
+
+/// A [`RetryPolicy`] setting that cannot work; its message names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicyError {
+    setting: &'static str,
+}
+
+impl RetryPolicyError {
+    /// The setting, as its builder method is named (e.g. `base`).
+    #[must_use]
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+}
+
+impl fmt::Display for RetryPolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "retry policy: `{}` must be above zero (zero would reconnect at once, without end)",
+            self.setting
+        )
+    }
+}
+
+impl std::error::Error for RetryPolicyError {}
+
+impl RetryPolicy {
+    /// A builder with every setting at its default.
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder::default()
+    }
+
+    /// This policy as a builder, to change some of its settings.
+    pub fn to_builder(&self) -> RetryPolicyBuilder {
+        RetryPolicyBuilder {
+            policy: self.clone(),
+        }
+    }
+
+    /// First backoff ceiling ([`RetryPolicyBuilder::base`]).
+    #[must_use]
+    pub fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// The longest wait of any kind ([`RetryPolicyBuilder::cap`]).
+    #[must_use]
+    pub fn cap(&self) -> Duration {
+        self.cap
+    }
+
+    /// Backoff base after 1001/1012 without a hint
+    /// ([`RetryPolicyBuilder::going_away_base`]).
+    #[must_use]
+    pub fn going_away_base(&self) -> Duration {
+        self.going_away_base
+    }
+
+    /// Uptime that resets the failure count ([`RetryPolicyBuilder::stable_after`]).
+    #[must_use]
+    pub fn stable_after(&self) -> Duration {
+        self.stable_after
+    }
+
+    /// Least jitter on a hint or `Retry-After` ([`RetryPolicyBuilder::hint_jitter`]).
+    #[must_use]
+    pub fn hint_jitter(&self) -> Duration {
+        self.hint_jitter
+    }
+
+    /// Whether the client stops after a Close with `code`
+    /// ([`RetryPolicyBuilder::terminal_codes`]).
+    #[must_use]
+    pub fn is_terminal(&self, code: u16) -> bool {
+        (self.terminal_code)(code)
     }
 }
 
@@ -193,12 +352,14 @@ impl RetryPolicy {
     /// What to do after `outcome`, with `attempt` consecutive failures so far
     /// and `unit` a uniform random number in `[0, 1)`.
     ///
-    /// * Close 1001/1012 with a hint: [`Wait::Hint`], `advised_delay(hint)`.
+    /// * Close 1001, 1012 or 1013 with a hint ([`honours_hint`]): [`Wait::Hint`],
+    ///   `advised_delay(hint)`.
     /// * Refused upgrade with `Retry-After` (503, 429, ...): [`Wait::RetryAfter`].
-    /// * Terminal close codes (see [`terminal_code`](Self::terminal_code)),
+    /// * Terminal close codes (see [`is_terminal`](Self::is_terminal)),
     ///   terminal statuses ([`terminal_status`]) and unusable requests: [`Decision::Stop`].
-    /// * Everything else (1006, refused or reset connections, 1011, 1013, 5xx
-    ///   without `Retry-After`, 1001/1012 without a hint): full-jitter backoff.
+    /// * 1001/1012 without a hint: full-jitter backoff from `going_away_base`.
+    /// * Everything else (1006, refused or reset connections, 1011, 1013
+    ///   without a hint, 5xx without `Retry-After`): full-jitter backoff.
     #[must_use]
     pub fn decide(&self, outcome: &Outcome, attempt: u32, unit: f64) -> Decision {
         let backoff = |base| Decision::Retry {
@@ -206,14 +367,17 @@ impl RetryPolicy {
             wait: Wait::Backoff { attempt },
         };
         match *outcome {
-            Outcome::Closed { code, hint } if is_going_away(code) => match hint {
-                Some(hint) => Decision::Retry {
-                    delay: advised_delay(hint.retry_after(), self.cap, self.hint_jitter, unit),
-                    wait: Wait::Hint(hint),
-                },
-                None => backoff(self.going_away_base.max(self.base)),
+            Outcome::Closed {
+                code,
+                hint: Some(hint),
+            } if honours_hint(code) => Decision::Retry {
+                delay: advised_delay(hint.retry_after(), self.cap, self.hint_jitter, unit),
+                wait: Wait::Hint(hint),
             },
-            Outcome::Closed { code, .. } if (self.terminal_code)(code) => Decision::Stop,
+            Outcome::Closed { code, .. } if is_going_away(code) => {
+                backoff(self.going_away_base.max(self.base))
+            }
+            Outcome::Closed { code, .. } if self.is_terminal(code) => Decision::Stop,
             Outcome::Closed { .. } | Outcome::Abnormal | Outcome::Unreachable => backoff(self.base),
             Outcome::Refused { status, .. } if terminal_status(status) => Decision::Stop,
             Outcome::Refused {
@@ -242,13 +406,25 @@ impl RetryPolicy {
     }
 }
 
-/// 1001 Going Away or 1012 Service Restart: the codes a draining server sends.
+/// 1001 Going Away or 1012 Service Restart: the codes a draining server
+/// closes its sessions with. Without a hint they back off from
+/// [`RetryPolicy::going_away_base`].
 #[must_use]
 pub fn is_going_away(code: u16) -> bool {
     code == code::GOING_AWAY || code == code::SERVICE_RESTART
 }
 
+/// The codes whose retry hint the client waits for: 1001, 1012, and 1013 Try
+/// Again Later, which a draining server sends to an upgrade it accepted
+/// during Closing (`WSDRAIN_CLOSING_UPGRADES=close-1013`). A hint on any
+/// other code is ignored.
+#[must_use]
+pub fn honours_hint(code: u16) -> bool {
+    is_going_away(code) || code == code::TRY_AGAIN_LATER
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -338,12 +514,15 @@ mod tests {
         else {
             panic!()
         };
-        assert!(delay >= p.cap && delay < p.cap + p.cap / 50, "{delay:?}");
+        assert!(
+            delay >= p.cap() && delay < p.cap() + p.cap() / 50,
+            "{delay:?}"
+        );
         // A hint of 0 still gets jitter below hint_jitter.
         let Decision::Retry { delay, .. } = p.decide(&closed(1001, Some(0)), 0, 0.999) else {
             panic!()
         };
-        assert!(delay < p.hint_jitter);
+        assert!(delay < p.hint_jitter());
     }
 
     #[test]
@@ -366,15 +545,81 @@ mod tests {
     }
 
     #[test]
-    fn hint_on_other_codes_is_ignored() {
+    fn try_again_later_with_a_hint_is_honoured_like_going_away() {
         let p = policy();
+        for attempt in [0, 5] {
+            assert_eq!(
+                p.decide(&closed(1013, Some(3000)), attempt, 0.5),
+                Decision::Retry {
+                    delay: MS(3030),
+                    wait: Wait::Hint(CloseHint::from_millis(3000)),
+                }
+            );
+        }
+        assert!(!RetryPolicy::counts_as_failure(&p.decide(
+            &closed(1013, Some(3000)),
+            0,
+            0.5
+        )));
+        // Without a hint: the ordinary backoff, not the going-away one.
         assert_eq!(
-            p.decide(&closed(1011, Some(5000)), 0, 0.5),
+            p.decide(&closed(1013, None), 0, 0.5),
             Decision::Retry {
                 delay: MS(125),
                 wait: Wait::Backoff { attempt: 0 }
             }
         );
+    }
+
+    #[test]
+    fn hint_on_other_codes_is_ignored() {
+        let p = policy();
+        for code in [1011, 1014, 3000] {
+            assert_eq!(
+                p.decide(&closed(code, Some(5000)), 0, 0.5),
+                Decision::Retry {
+                    delay: MS(125),
+                    wait: Wait::Backoff { attempt: 0 }
+                },
+                "{code}"
+            );
+        }
+        assert_eq!(p.decide(&closed(4000, Some(5000)), 0, 0.5), Decision::Stop);
+    }
+
+    #[test]
+    fn the_builder_keeps_the_defaults_and_refuses_zero_waits() {
+        let d = RetryPolicy::default();
+        let built = RetryPolicy::builder().build().unwrap();
+        assert_eq!(
+            (built.base(), built.cap(), built.going_away_base()),
+            (d.base(), d.cap(), d.going_away_base())
+        );
+        assert_eq!(
+            (built.stable_after(), built.hint_jitter()),
+            (MS(30_000), MS(50))
+        );
+        assert!(built.is_terminal(1000) && !built.is_terminal(1001));
+        let changed = d.to_builder().cap(MS(900)).build().unwrap();
+        assert_eq!((changed.base(), changed.cap()), (MS(250), MS(900)));
+        for (builder, setting) in [
+            (RetryPolicy::builder().base(Duration::ZERO), "base"),
+            (RetryPolicy::builder().cap(Duration::ZERO), "cap"),
+            (
+                RetryPolicy::builder().going_away_base(Duration::ZERO),
+                "going_away_base",
+            ),
+        ] {
+            let err = builder.build().unwrap_err();
+            assert_eq!(err.setting(), setting);
+            assert!(err.to_string().contains(&format!("`{setting}`")), "{err}");
+        }
+        // Zero is fine where it means something.
+        RetryPolicy::builder()
+            .stable_after(Duration::ZERO)
+            .hint_jitter(Duration::ZERO)
+            .build()
+            .unwrap();
     }
 
     #[test]
@@ -442,7 +687,7 @@ mod tests {
         ) else {
             panic!()
         };
-        assert_eq!(delay, p.cap);
+        assert_eq!(delay, p.cap());
     }
 
     #[test]
@@ -473,10 +718,10 @@ mod tests {
 
     #[test]
     fn terminal_codes_are_configurable() {
-        let p = RetryPolicy {
-            terminal_code: |code| code == 4001,
-            ..policy()
-        };
+        let p = RetryPolicy::builder()
+            .terminal_codes(|code| code == 4001)
+            .build()
+            .unwrap();
         assert_eq!(p.decide(&closed(4001, None), 0, 0.5), Decision::Stop);
         for code in [1000, 1008, 4000] {
             assert!(matches!(

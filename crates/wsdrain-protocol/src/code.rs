@@ -13,7 +13,8 @@ pub const SERVICE_RESTART: u16 = 1012;
 
 /// 1013 Try Again Later: the server is overloaded or, here, draining; sent
 /// to an upgrade accepted during the drain's Closing phase, with the hint,
-/// when the policy asks for it instead of a 503.
+/// when the policy asks for it instead of a 503. Clients honour its hint
+/// like [`GOING_AWAY`]'s.
 pub const TRY_AGAIN_LATER: u16 = 1013;
 
 /// 1000 Normal Closure: the purpose of the connection has been fulfilled. Not a

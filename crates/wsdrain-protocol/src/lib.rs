@@ -4,7 +4,9 @@
 //! Kubernetes rolling deploy) it closes each one with a Close frame whose code is
 //! [`code::GOING_AWAY`] (1001), or [`code::SERVICE_RESTART`] (1012) as an option,
 //! and whose reason carries a *retry-after hint*: how long the client should wait
-//! before it reconnects.
+//! before it reconnects. An upgrade it accepts while closing may get the same
+//! reason at once with [`code::TRY_AGAIN_LATER`] (1013); clients honour the
+//! hint of all three codes alike.
 //!
 //! # The reason format
 //!
@@ -25,6 +27,11 @@
 //!   connection with 1006 on a longer reason, and the hint is lost, so
 //!   [`CloseHint::encode`] enforces the limit for any text.
 //! * Any language can read the hint with one regex: `/retry-after-ms=(\d+)/`.
+//!
+//! With the opt-in drain notice, the server first sends a text message,
+//! `{"type":"wsdrain.reconnect","close_in_ms":N}` ([`encode_notice`],
+//! [`parse_notice`]), so that a client can open its next connection before
+//! the Close.
 //!
 //! A rejected WebSocket upgrade carries the same advice in HTTP terms: status
 //! `503`, `Retry-After: <seconds>` (see [`CloseHint::retry_after_header_secs`] and
@@ -68,13 +75,14 @@
 mod check;
 pub mod code;
 mod hint;
+mod json;
 mod notice;
 pub mod resume;
 mod retry_after;
 
 pub use check::{CloseCodeError, check_close_code};
 pub use hint::CloseHint;
-pub use notice::{NOTICE_TYPE, encode_notice, parse_notice};
+pub use notice::{MAX_NOTICE_LEAD_MS, NOTICE_TYPE, encode_notice, parse_notice};
 pub use retry_after::parse_retry_after_header;
 
 /// The longest Close reason, in bytes, that an encoder may send.

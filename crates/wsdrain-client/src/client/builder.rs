@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::events::Events;
-use super::handle::{Client, Shared};
+use super::handle::{Client, Route, Shared};
 use super::resume::Streams;
 use super::runner::Runner;
 use crate::retry::RetryPolicy;
@@ -18,16 +18,19 @@ use crate::retry::RetryPolicy;
 /// Builds a reconnecting client.
 ///
 /// ```no_run
-/// # async fn f() {
+/// # async fn f() -> Result<(), wsdrain_client::RetryPolicyError> {
 /// use std::time::Duration;
-/// use wsdrain_client::Reconnect;
+/// use wsdrain_client::{Reconnect, RetryPolicy};
 ///
-/// let (client, mut events) = Reconnect::new("ws://127.0.0.1:3000/ws")
+/// let policy = RetryPolicy::builder()
 ///     .base(Duration::from_millis(250))
 ///     .cap(Duration::from_secs(30))
 ///     .terminal_codes(|code| matches!(code, 1008 | 4000..=4999)) // 1000 reconnects too
+///     .build()?;
+/// let (client, mut events) = Reconnect::new("ws://127.0.0.1:3000/ws")
+///     .policy(policy)
 ///     .spawn();
-/// # drop((client, events)); }
+/// # drop((client, events)); Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "a Reconnect does nothing until `spawn` is called"]
@@ -37,6 +40,8 @@ pub struct Reconnect {
     pub(super) policy: RetryPolicy,
     pub(super) connect_timeout: Duration,
     pub(super) close_timeout: Duration,
+    pub(super) write_timeout: Duration,
+    pub(super) send_queue: usize,
     pub(super) ws_config: WebSocketConfig,
     pub(super) handover: bool,
     pub(super) resume: bool,
@@ -62,7 +67,9 @@ impl Reconnect {
     /// handovers included, sends the same request. The default policy is
     /// [`RetryPolicy::default`].
     ///
-    /// A request that cannot be built is reported when the client starts:
+    /// A request that cannot be built (or a zero
+    /// [`write_timeout`](Self::write_timeout)) is reported when the client
+    /// starts:
     /// [`Event::ConnectFailed`](crate::Event::ConnectFailed) at stage
     /// [`FailedAt::Request`](crate::FailedAt::Request), then
     /// [`GiveUp::Unusable`](crate::GiveUp::Unusable).
@@ -72,6 +79,8 @@ impl Reconnect {
             policy: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(10),
+            send_queue: 64,
             ws_config: WebSocketConfig::default(),
             handover: true,
             resume: false,
@@ -161,48 +170,9 @@ impl Reconnect {
         self
     }
 
-    /// First backoff ceiling (default 250 ms); see [`RetryPolicy::base`].
-    pub fn base(mut self, base: Duration) -> Self {
-        self.policy.base = base;
-        self
-    }
-
-    /// Longest wait of any kind (default 30 s); see [`RetryPolicy::cap`].
-    pub fn cap(mut self, cap: Duration) -> Self {
-        self.policy.cap = cap;
-        self
-    }
-
-    /// Backoff base after a 1001/1012 close without a hint (default 5 s); see
-    /// [`RetryPolicy::going_away_base`].
-    pub fn going_away_base(mut self, base: Duration) -> Self {
-        self.policy.going_away_base = base;
-        self
-    }
-
-    /// How long a connection must stay up to reset the failure count (default
-    /// 30 s); see [`RetryPolicy::stable_after`].
-    pub fn stable_after(mut self, after: Duration) -> Self {
-        self.policy.stable_after = after;
-        self
-    }
-
-    /// Least jitter added to a hint or `Retry-After` (default 50 ms); see
-    /// [`RetryPolicy::hint_jitter`].
-    pub fn hint_jitter(mut self, jitter: Duration) -> Self {
-        self.policy.hint_jitter = jitter;
-        self
-    }
-
-    /// Close codes after which the client stops (default: 1000, 1008,
-    /// 4000–4999, [`default_terminal_code`](crate::retry::default_terminal_code)).
-    /// 1001 and 1012 always reconnect.
-    pub fn terminal_codes(mut self, is_terminal: fn(u16) -> bool) -> Self {
-        self.policy.terminal_code = is_terminal;
-        self
-    }
-
-    /// Replaces the whole retry policy.
+    /// The reconnect rules (default [`RetryPolicy::default`]): backoff,
+    /// cap, jitter on hints, terminal codes. Build one with
+    /// [`RetryPolicy::builder`].
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
         self
@@ -223,8 +193,34 @@ impl Reconnect {
         self
     }
 
+    /// How long a write may wait without the server taking a single byte
+    /// (default 10 s); then the connection is ended as broken (reported as
+    /// `Closed` with code 1006, or the code of a Close that came before,
+    /// and an error saying so) and the client reconnects as after any
+    /// failure. Its sends are answered ([`Client::send`]). A server that
+    /// takes data slowly is never cut: any byte written restarts the wait.
+    /// 10 s: a server that takes nothing for that long while the client has
+    /// data for it does not read, or is gone without a word (a dead path is
+    /// otherwise noticed only after TCP's retransmissions, some 15 minutes).
+    /// Zero makes the client unusable (reported when it starts).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// How many messages [`Client::send`] may queue per connection (default
+    /// 64, at least 1); while the queue is full, `send` waits for room.
+    /// Every `send` waits for its own write, so the queue only fills with
+    /// sends from several tasks at once, or behind a slow server.
+    pub fn send_queue(mut self, messages: usize) -> Self {
+        self.send_queue = messages.max(1);
+        self
+    }
+
     /// How many events may wait unread (default 1024); when full, the client
-    /// stops reading from the socket until the application catches up.
+    /// stops reading from the socket until the application catches up. It
+    /// goes on writing meanwhile, so a [`Client::send`] awaited from the
+    /// event loop still completes.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
         self
@@ -244,17 +240,14 @@ impl Reconnect {
     ///
     /// Outside a tokio runtime.
     pub fn spawn(self) -> (Client, Events) {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            open: Mutex::new(None),
-            stop: stop_tx,
-        });
+        let (route, stop) = watch::channel(Route::default());
+        let shared = Arc::new(Shared { route });
         let (tx, rx) = mpsc::channel(self.event_capacity);
         let runner = Runner {
             config: self,
             shared: shared.clone(),
             events: tx,
-            stop: stop_rx,
+            stop,
             connections: 0,
             failures: 0,
             streams: Streams::default(),
@@ -282,6 +275,10 @@ mod tests {
             (
                 Reconnect::new("ws://127.0.0.1:9/ws").health_url("not a url"),
                 "health URL",
+            ),
+            (
+                Reconnect::new("ws://127.0.0.1:9/ws").write_timeout(Duration::ZERO),
+                "write_timeout",
             ),
         ] {
             let (_client, mut events) = reconnect.spawn();

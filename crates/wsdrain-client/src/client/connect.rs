@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::{
 use wsdrain_protocol::parse_retry_after_header;
 use wsdrain_protocol::resume::SUBPROTOCOL;
 
+use super::conn::Progress;
 use super::events::{ConnectFailed, FailedAt};
 use super::{Ws, resume};
 use crate::retry::Outcome;
@@ -211,8 +212,12 @@ async fn upgrade(
     request: Request,
 ) -> Result<Result<(Ws, Option<String>), tungstenite::Error>, ConnectFailed> {
     let stream = open_stream(target, request.uri()).await?;
-    let handshake =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(target.ws_config)).await;
+    let handshake = tokio_tungstenite::client_async_with_config(
+        request,
+        Progress::new(stream),
+        Some(target.ws_config),
+    )
+    .await;
     Ok(handshake.map(|(ws, response)| {
         let selected = response
             .headers()

@@ -3,6 +3,7 @@
 //! connects and reconnects behind them.
 
 mod builder;
+mod conn;
 mod connect;
 mod events;
 mod handle;
@@ -21,7 +22,7 @@ pub use events::{
 };
 pub use handle::{Client, SendError};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<conn::Progress<MaybeTlsStream<TcpStream>>>;
 
 /// The number of a connection: 1 for the first one a client opened, 2 for the
 /// next, and so on.

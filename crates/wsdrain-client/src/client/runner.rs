@@ -1,26 +1,26 @@
 //! The task behind a client: connect, read, report, decide, wait, probe,
 //! again; and the handover from a noticed connection to the next one.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Message};
 use wsdrain_protocol::{CloseHint, parse_notice};
 
+use super::ConnectionId;
 use super::builder::{Health, Reconnect};
+use super::conn::{Conn, ConnEvent, Limits};
 use super::connect::{self, Opened, Target};
 use super::events::{Closed, ConnectFailed, Event, FailedAt, GiveUp, Handover, NotReady};
-use super::handle::{Open, Shared, close_open};
+use super::handle::{Route, Shared};
 use super::resume::{Seen, Streams};
-use super::{ConnectionId, Ws};
 use crate::retry::{Decision, Outcome, RetryPolicy, Wait, advised_delay, full_jitter};
 
 /// The task behind a client.
@@ -28,7 +28,7 @@ pub(super) struct Runner {
     pub(super) config: Reconnect,
     pub(super) shared: Arc<Shared>,
     pub(super) events: mpsc::Sender<Event>,
-    pub(super) stop: watch::Receiver<bool>,
+    pub(super) stop: watch::Receiver<Route>,
     pub(super) connections: u64,
     /// Consecutive failures: the backoff attempt number.
     pub(super) failures: u32,
@@ -42,88 +42,10 @@ enum Next {
     Stop(GiveUp),
 }
 
-/// The read side of one open connection and what it has seen.
-struct Conn {
-    id: ConnectionId,
-    stream: SplitStream<Ws>,
-    opened: Instant,
-    /// The Close frame received (code, reason).
-    frame: Option<(u16, String)>,
-    error: Option<String>,
-    ended_cleanly: bool,
-    /// Set once a Close went either way: the server must end TCP by then.
-    deadline: Option<Instant>,
-    /// The server selected `wsdrain.resume.v1`: data frames have headers.
-    framed: bool,
-    /// The server broke the resume protocol: closed with 1002, nothing
-    /// more is read from it.
-    broken: bool,
-}
-
-enum Read {
-    Next(Option<Result<Message, tungstenite::Error>>),
-    TimedOut,
-}
-
-impl Conn {
-    fn new(id: ConnectionId, stream: SplitStream<Ws>, framed: bool) -> Conn {
-        Conn {
-            id,
-            stream,
-            opened: Instant::now(),
-            frame: None,
-            error: None,
-            ended_cleanly: false,
-            deadline: None,
-            framed,
-            broken: false,
-        }
-    }
-
-    async fn read(&mut self) -> Read {
-        let deadline = self.deadline;
-        tokio::select! {
-            next = self.stream.next() => Read::Next(next),
-            () = sleep_until(deadline) => Read::TimedOut,
-        }
-    }
-
-    /// Applies one read; true when the connection has ended.
-    fn ended(&mut self, read: &Read, close_timeout: Duration) -> bool {
-        match read {
-            Read::Next(Some(Ok(Message::Close(close)))) => {
-                let (code, reason) = close.as_ref().map_or((1005, String::new()), |f| {
-                    (u16::from(f.code), f.reason.to_string())
-                });
-                tracing::debug!(connection = %self.id, code, reason, "close frame received");
-                self.frame = Some((code, reason));
-                self.deadline.get_or_insert(Instant::now() + close_timeout);
-                false
-            }
-            Read::Next(Some(Ok(_))) => false,
-            Read::Next(Some(Err(e))) => {
-                self.error = Some(e.to_string());
-                true
-            }
-            Read::Next(None) => {
-                self.ended_cleanly = true;
-                true
-            }
-            Read::TimedOut => {
-                self.error = Some(format!(
-                    "no TCP close within {close_timeout:?} of the Close"
-                ));
-                true
-            }
-        }
-    }
-}
-
 /// The noticed connection after sends moved to the next one: read until its
 /// Close, or closed by the client with 1000 if the server overstays.
 struct Old {
     conn: Conn,
-    sink: SplitSink<Ws, Message>,
     /// When the next connection took over.
     switched: Instant,
     connect_time: Duration,
@@ -133,32 +55,29 @@ struct Old {
     close_sent: bool,
 }
 
-enum OldRead {
-    Read(Read),
+enum OldEvent {
+    Conn(ConnEvent),
     Overdue,
 }
 
 impl Old {
-    async fn read(&mut self) -> OldRead {
+    async fn next(&mut self, reading: bool) -> OldEvent {
         let close_by = (!self.close_sent).then_some(self.close_by);
         tokio::select! {
-            read = self.conn.read() => OldRead::Read(read),
-            () = sleep_until(close_by) => OldRead::Overdue,
+            event = self.conn.next(reading) => OldEvent::Conn(event),
+            () = sleep_until(close_by) => OldEvent::Overdue,
         }
     }
 
-    async fn send_close(&mut self, close_timeout: Duration) {
-        self.send_close_frame(normal_close(), close_timeout).await;
+    fn send_close(&mut self) {
+        self.send_close_frame(normal_close());
     }
 
-    async fn send_close_frame(&mut self, frame: CloseFrame, close_timeout: Duration) {
+    fn send_close_frame(&mut self, frame: CloseFrame) {
         if !self.close_sent {
             self.close_sent = true;
             tracing::debug!(connection = %self.conn.id, code = u16::from(frame.code), "client closes the old connection");
-            let _ = self.sink.send(Message::Close(Some(frame))).await;
-            self.conn
-                .deadline
-                .get_or_insert(Instant::now() + close_timeout);
+            self.conn.close(frame);
         }
     }
 }
@@ -170,6 +89,9 @@ struct Pending {
     from: ConnectionId,
     noticed: Instant,
     close_in: Duration,
+    /// When the attempt begins: at once, or after the backoff when the
+    /// noticed connection was itself a young handover's.
+    starts: Instant,
     attempt: Attempt,
 }
 
@@ -180,9 +102,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn read_old(old: &mut Option<Old>) -> OldRead {
+async fn next_old(old: &mut Option<Old>, reading: bool) -> OldEvent {
     match old {
-        Some(old) => old.read().await,
+        Some(old) => old.next(reading).await,
         None => std::future::pending().await,
     }
 }
@@ -259,6 +181,9 @@ impl Runner {
             error,
         };
         let request = self.config.request.clone().map_err(unusable)?;
+        if self.config.write_timeout.is_zero() {
+            return Err(unusable("write_timeout must be above zero".into()));
+        }
         let health = match &self.config.health {
             Health::Off => None,
             Health::SameOrigin => Some(
@@ -289,7 +214,26 @@ impl Runner {
     }
 
     fn stopping(&self) -> bool {
-        *self.stop.borrow()
+        self.stop.borrow().stopped
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            close_timeout: self.config.close_timeout,
+            write_timeout: self.config.write_timeout,
+            send_queue: self.config.send_queue,
+        }
+    }
+
+    /// Stops sends going to `id`.
+    fn unroute(&self, id: ConnectionId) {
+        self.shared.route.send_if_modified(|route| route.close(id));
+    }
+
+    /// Stops sends going to `conn` and closes it with `frame`.
+    fn close_conn(&self, conn: &mut Conn, frame: CloseFrame) {
+        self.unroute(conn.id);
+        conn.close(frame);
     }
 
     /// Sends an event; false when the application dropped the events.
@@ -299,7 +243,7 @@ impl Runner {
 
     /// Sleeps `delay`; false when told to stop meanwhile.
     async fn pause(&mut self, delay: Duration) -> bool {
-        let stop = self.stop.wait_for(|&s| s);
+        let stop = self.stop.wait_for(|r| r.stopped);
         tokio::select! {
             () = tokio::time::sleep(delay) => true,
             _ = stop => false,
@@ -310,12 +254,12 @@ impl Runner {
     /// Probes `health` until it answers 200; false when told to stop meanwhile.
     async fn await_healthy(&mut self, target: &Arc<Target>, health: Uri) -> bool {
         let policy = &self.config.policy;
-        let (base, cap, jitter) = (policy.base, policy.cap, policy.hint_jitter);
+        let (base, cap, jitter) = (policy.base(), policy.cap(), policy.hint_jitter());
         let mut attempt = 0u32;
         loop {
             let probe = connect::probe(target.clone(), health.clone());
             let answer = {
-                let stop = self.stop.wait_for(|&s| s);
+                let stop = self.stop.wait_for(|r| r.stopped);
                 tokio::select! {
                     answer = probe => answer,
                     _ = stop => return false,
@@ -365,7 +309,7 @@ impl Runner {
         tracing::debug!(url = %target.uri(), failures = self.failures, "connecting");
         let point = self.offer();
         let result = {
-            let stop = self.stop.wait_for(|&s| s);
+            let stop = self.stop.wait_for(|r| r.stopped);
             tokio::select! {
                 r = connect::connect(target.clone(), point) => r,
                 _ = stop => return Next::Stop(GiveUp::ClientClosed),
@@ -387,21 +331,29 @@ impl Runner {
                 return Next::Decide(outcome);
             }
         };
-        let conn = self.install(opened).await;
+        let conn = self.install(opened);
         tracing::info!(url = %target.uri(), connection = %conn.id, "connected");
-        if !self.connected(&conn).await {
-            close_open(&self.shared, going_away()).await;
+        let mut outbox = VecDeque::new();
+        self.connected(&conn, &mut outbox);
+        let next = self.live(target, conn, &mut outbox).await;
+        // Nothing is open any more: what is left is handed over, waiting as long
+        // as the application takes.
+        for event in outbox.drain(..) {
+            if !self.emit(event).await {
+                return Next::Stop(GiveUp::ClientClosed);
+            }
         }
-        self.live(target, conn).await
+        next
     }
 
-    /// Makes `opened` the connection sends go to.
-    async fn install(&mut self, opened: Opened) -> Conn {
+    /// Makes `opened` the connection sends go to (unless the client was
+    /// told to stop meanwhile: its task then closes it).
+    fn install(&mut self, opened: Opened) -> Conn {
         self.connections += 1;
-        let id = ConnectionId(self.connections);
-        let (sink, stream) = opened.ws.split();
-        *self.shared.open.lock().await = Some(Open { id, sink });
-        Conn::new(id, stream, opened.framed)
+        let (mut conn, lane) = Conn::open(ConnectionId(self.connections), opened.ws, self.limits());
+        conn.framed = opened.framed;
+        self.shared.route.send_if_modified(|route| route.open(lane));
+        conn
     }
 
     /// The resume point to offer on the next attempt; `None` without resume.
@@ -409,18 +361,14 @@ impl Runner {
         self.config.resume.then(|| self.streams.point())
     }
 
-    /// Reports `conn` as connected (and whether resume was declined); false
-    /// when the events are gone.
-    async fn connected(&self, conn: &Conn) -> bool {
+    /// Reports `conn` as connected, and whether resume was declined on it.
+    fn connected(&self, conn: &Conn, outbox: &mut VecDeque<Event>) {
         let connection = conn.id;
-        if !self.emit(Event::Connected { connection }).await {
-            return false;
-        }
+        outbox.push_back(Event::Connected { connection });
         if self.config.resume && !conn.framed {
             tracing::warn!(%connection, "the server did not select wsdrain.resume.v1: not resumable");
-            return self.emit(Event::ResumeDeclined { connection }).await;
+            outbox.push_back(Event::ResumeDeclined { connection });
         }
-        true
     }
 
     /// What a text or binary message read on `conn` means.
@@ -441,8 +389,18 @@ impl Runner {
 
     /// Reads the open connection until it ends, handing over to a new one on
     /// a drain notice.
-    async fn live(&mut self, target: &Arc<Target>, first: Conn) -> Next {
-        let close_timeout = self.config.close_timeout;
+    ///
+    /// Events go out through `outbox`, one step of the loop at a time: while
+    /// the application has not taken the last one, the loop reads nothing
+    /// more (the events' backpressure) but goes on writing, closing and
+    /// timing every connection, so a `send` the application awaits from its
+    /// event loop is never stuck behind the event it has yet to read.
+    async fn live(
+        &mut self,
+        target: &Arc<Target>,
+        first: Conn,
+        outbox: &mut VecDeque<Event>,
+    ) -> Next {
         let mut cur = first;
         let mut old: Option<Old> = None;
         let mut pending: Option<Pending> = None;
@@ -452,100 +410,100 @@ impl Runner {
         let mut deferred: Option<(ConnectionId, Instant, Duration)> = None;
         loop {
             enum Step {
-                Cur(Read),
-                Old(OldRead),
+                Emitted(bool),
+                Cur(ConnEvent),
+                Old(OldEvent),
                 Opened(Result<Box<Opened>, ConnectFailed>),
                 Stop,
             }
+            let reading = outbox.is_empty();
             let step = {
-                let stop = self.stop.wait_for(|&s| s);
+                let stop = self.stop.wait_for(|r| r.stopped);
                 let events_gone = self.events.closed();
                 tokio::select! {
-                    read = cur.read() => Step::Cur(read),
-                    read = read_old(&mut old) => Step::Old(read),
+                    permit = self.events.reserve(), if !reading => Step::Emitted(match permit {
+                        Ok(permit) => {
+                            if let Some(event) = outbox.pop_front() {
+                                permit.send(event);
+                            }
+                            true
+                        }
+                        Err(_) => false,
+                    }),
+                    event = cur.next(reading) => Step::Cur(event),
+                    event = next_old(&mut old, reading) => Step::Old(event),
                     opened = poll_pending(&mut pending) => Step::Opened(opened),
                     _ = stop, if !client_closing => Step::Stop,
                     () = events_gone, if !client_closing => Step::Stop,
                 }
             };
+            // The application dropped the events: close everything, go away.
+            let mut gone = false;
             match step {
-                Step::Cur(read) => {
-                    if let Read::Next(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) =
-                        read
-                    {
-                        if cur.broken {
-                            continue;
-                        }
-                        let event = match self.classify(&cur, message) {
-                            Seen::Notice(ms) => {
-                                let close_in = Duration::from_millis(ms);
-                                tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
-                                if self.config.handover
-                                    && pending.is_none()
-                                    && !client_closing
-                                    && cur.frame.is_none()
-                                {
-                                    if old.is_none() {
-                                        pending = Some(Pending {
-                                            from: cur.id,
-                                            noticed: Instant::now(),
-                                            close_in,
-                                            attempt: Box::pin(connect::connect(
-                                                target.clone(),
-                                                self.offer(),
-                                            )),
-                                        });
-                                    } else {
-                                        deferred = Some((cur.id, Instant::now(), close_in));
-                                    }
-                                }
-                                Event::DrainNotice {
-                                    connection: cur.id,
-                                    close_in,
-                                }
+                Step::Emitted(delivered) => gone = !delivered,
+                Step::Cur(ConnEvent::Message(_)) if cur.broken => {}
+                Step::Cur(ConnEvent::Message(message)) => match self.classify(&cur, message) {
+                    Seen::Notice(ms) => {
+                        let close_in = Duration::from_millis(ms);
+                        tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
+                        if self.config.handover
+                            && pending.is_none()
+                            && !client_closing
+                            && cur.frame.is_none()
+                        {
+                            if old.is_none() {
+                                pending =
+                                    Some(self.hand_over(target, &cur, Instant::now(), close_in));
+                            } else {
+                                deferred = Some((cur.id, Instant::now(), close_in));
                             }
-                            Seen::Event(event) => event,
-                            Seen::Nothing => continue,
-                            Seen::ProtocolError(why) => {
-                                tracing::warn!(connection = %cur.id, %why, "resume protocol error: closing with 1002");
-                                cur.broken = true;
-                                close_open(&self.shared, protocol_error()).await;
-                                cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                                continue;
-                            }
-                        };
-                        if !self.emit(event).await && !client_closing {
-                            client_closing = true;
-                            pending = None;
-                            close_open(&self.shared, going_away()).await;
-                            cur.deadline.get_or_insert(Instant::now() + close_timeout);
                         }
-                        continue;
+                        outbox.push_back(Event::DrainNotice {
+                            connection: cur.id,
+                            close_in,
+                        });
                     }
-                    if !cur.ended(&read, close_timeout) {
-                        continue;
+                    Seen::Event(event) => outbox.push_back(event),
+                    Seen::Nothing => {}
+                    Seen::ProtocolError(why) => {
+                        tracing::warn!(connection = %cur.id, %why, "resume protocol error: closing with 1002");
+                        cur.broken = true;
+                        self.close_conn(&mut cur, protocol_error());
                     }
-                    // A connection closed for a protocol error backs off like
-                    // one that broke, whatever code the server echoed.
-                    let outcome = self
-                        .report_closed(&cur)
-                        .await
-                        .map(|o| if cur.broken { Outcome::Abnormal } else { o });
+                },
+                // Sends stop at once; the end follows.
+                Step::Cur(ConnEvent::PeerClosing) => self.unroute(cur.id),
+                Step::Cur(ConnEvent::Ended) => {
+                    let outcome = self.closed(&mut cur, outbox);
+                    // Closed for a protocol error: back off as after a
+                    // broken connection, whatever code the server echoed.
+                    let outcome = if cur.broken {
+                        Outcome::Abnormal
+                    } else {
+                        outcome
+                    };
                     if let Some(mut old) = old.take() {
                         // The new connection died during the overlap: end the old one too.
-                        old.send_close(close_timeout).await;
-                        self.finish_old(old).await;
+                        old.send_close();
+                        while !matches!(old.conn.next(true).await, ConnEvent::Ended) {}
+                        self.closed(&mut old.conn, outbox);
                     }
-                    let Some(outcome) = outcome.filter(|_| !client_closing) else {
+                    if client_closing {
                         return Next::Stop(GiveUp::ClientClosed);
-                    };
-                    let Some(p) = pending.take() else {
+                    }
+                    // A handover still waiting out its backoff gives way to
+                    // the Close's advice.
+                    let Some(p) = pending.take().filter(|p| p.starts <= Instant::now()) else {
                         return Next::Decide(outcome);
                     };
                     // The Close came before the next connection was open:
-                    // no overlap, but no wait either if it opens.
+                    // no overlap, but no wait either if it opens. Nothing is
+                    // open meanwhile, so the events go out first.
+                    if !self.flush(outbox).await {
+                        return Next::Stop(GiveUp::ClientClosed);
+                    }
                     let opened = {
-                        let stop = self.stop.wait_for(|&s| s);
+                        let stop = self.stop.wait_for(|r| r.stopped);
                         tokio::select! {
                             opened = p.attempt => opened,
                             _ = stop => return Next::Stop(GiveUp::ClientClosed),
@@ -554,58 +512,40 @@ impl Runner {
                     };
                     match opened {
                         Ok(opened) => {
-                            cur = self.install(opened).await;
+                            cur = self.install(opened);
+                            cur.by_handover = true;
                             tracing::info!(connection = %cur.id, "connected after the notice");
-                            if !self.connected(&cur).await {
-                                client_closing = true;
-                                close_open(&self.shared, going_away()).await;
-                                cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                            }
+                            self.connected(&cur, outbox);
                         }
                         Err(failed) => {
-                            if !self.handover_failed(p.from, failed).await {
-                                return Next::Stop(GiveUp::ClientClosed);
-                            }
+                            outbox.push_back(self.handover_failed(p.from, failed));
                             return Next::Decide(outcome);
                         }
                     }
                 }
-                Step::Old(OldRead::Overdue) => {
+                Step::Old(OldEvent::Overdue) => {
                     if let Some(old) = old.as_mut() {
-                        old.send_close(close_timeout).await;
+                        old.send_close();
                     }
                 }
-                Step::Old(OldRead::Read(read)) => {
-                    let Some(o) = old.as_mut() else { continue };
-                    if let Read::Next(Some(Ok(message @ (Message::Text(_) | Message::Binary(_))))) =
-                        read
-                    {
-                        if o.conn.broken {
-                            continue;
-                        }
-                        // Late answers to what was sent before the switch, and
-                        // the streams the next connection has not taken yet.
-                        let event = match self.classify(&o.conn, message) {
-                            Seen::Event(event) => event,
-                            Seen::Notice(_) | Seen::Nothing => continue,
+                Step::Old(OldEvent::Conn(ConnEvent::Message(message))) => {
+                    // Late answers to what was sent before the switch, and
+                    // the streams the next connection has not taken yet.
+                    if let Some(o) = old.as_mut().filter(|o| !o.conn.broken) {
+                        match self.classify(&o.conn, message) {
+                            Seen::Event(event) => outbox.push_back(event),
+                            Seen::Notice(_) | Seen::Nothing => {}
                             Seen::ProtocolError(why) => {
                                 tracing::warn!(connection = %o.conn.id, %why, "resume protocol error: closing with 1002");
                                 o.conn.broken = true;
-                                o.send_close_frame(protocol_error(), close_timeout).await;
-                                continue;
+                                o.send_close_frame(protocol_error());
                             }
-                        };
-                        if !self.emit(event).await && !client_closing {
-                            client_closing = true;
-                            close_open(&self.shared, going_away()).await;
-                            cur.deadline.get_or_insert(Instant::now() + close_timeout);
                         }
-                        continue;
                     }
-                    if !o.conn.ended(&read, close_timeout) {
-                        continue;
-                    }
-                    if let Some(o) = old.take() {
+                }
+                Step::Old(OldEvent::Conn(ConnEvent::PeerClosing)) => {}
+                Step::Old(OldEvent::Conn(ConnEvent::Ended)) => {
+                    if let Some(mut o) = old.take() {
                         let overlap = o.switched.elapsed();
                         let handover = Handover {
                             from: o.conn.id,
@@ -613,30 +553,14 @@ impl Runner {
                             overlap,
                             connect_time: o.connect_time,
                         };
-                        let delivered = self.report_closed(&o.conn).await.is_some();
+                        self.closed(&mut o.conn, outbox);
                         if let Some((from, noticed, close_in)) = deferred.take() {
                             if from == cur.id && cur.frame.is_none() && !client_closing {
-                                pending = Some(Pending {
-                                    from,
-                                    noticed,
-                                    close_in,
-                                    attempt: Box::pin(connect::connect(
-                                        target.clone(),
-                                        self.offer(),
-                                    )),
-                                });
+                                pending = Some(self.hand_over(target, &cur, noticed, close_in));
                             }
                         }
                         tracing::info!(from = %handover.from, to = %handover.to, overlap_ms = overlap.as_millis() as u64, "handover");
-                        if (!delivered || !self.emit(Event::Handover(handover)).await)
-                            && !client_closing
-                        {
-                            {
-                                client_closing = true;
-                                close_open(&self.shared, going_away()).await;
-                                cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                            }
-                        }
+                        outbox.push_back(Event::Handover(handover));
                     }
                 }
                 Step::Opened(opened) => {
@@ -647,23 +571,10 @@ impl Runner {
                                 self.switch(&mut cur, *opened, p.noticed, p.close_in).await
                             {
                                 old = Some(o);
-                                if !self.connected(&cur).await {
-                                    client_closing = true;
-                                    close_open(&self.shared, going_away()).await;
-                                    cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                                    if let Some(o) = old.as_mut() {
-                                        o.send_close(close_timeout).await;
-                                    }
-                                }
+                                self.connected(&cur, outbox);
                             }
                         }
-                        Err(failed) => {
-                            if !self.handover_failed(p.from, failed).await && !client_closing {
-                                client_closing = true;
-                                close_open(&self.shared, going_away()).await;
-                                cur.deadline.get_or_insert(Instant::now() + close_timeout);
-                            }
-                        }
+                        Err(failed) => outbox.push_back(self.handover_failed(p.from, failed)),
                     }
                 }
                 Step::Stop => {
@@ -674,19 +585,81 @@ impl Runner {
                     } else {
                         going_away()
                     };
-                    close_open(&self.shared, frame).await;
-                    cur.deadline.get_or_insert(Instant::now() + close_timeout);
+                    self.close_conn(&mut cur, frame);
                     if let Some(o) = old.as_mut() {
-                        o.send_close(close_timeout).await;
+                        o.send_close();
+                    }
+                }
+            }
+            if gone {
+                // Nobody will read them.
+                outbox.clear();
+                if !client_closing {
+                    client_closing = true;
+                    pending = None;
+                    self.close_conn(&mut cur, going_away());
+                    if let Some(o) = old.as_mut() {
+                        o.send_close();
                     }
                 }
             }
         }
     }
 
+    /// Hands `outbox` over, waiting as long as the application takes; false
+    /// when the events are gone.
+    async fn flush(&self, outbox: &mut VecDeque<Event>) -> bool {
+        while let Some(event) = outbox.pop_front() {
+            if !self.emit(event).await {
+                outbox.clear();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The attempt that replaces `cur` after its notice. At once, unless
+    /// `cur` was itself opened by a handover and is younger than
+    /// `stable_after`: servers that notice every new connection would
+    /// otherwise chain handovers as fast as they accept (the way
+    /// centrifuge-js once made 189 attempts in 500 ms). Such a notice counts
+    /// as a failure and waits the backoff first.
+    fn hand_over(
+        &mut self,
+        target: &Arc<Target>,
+        cur: &Conn,
+        noticed: Instant,
+        close_in: Duration,
+    ) -> Pending {
+        let policy = &self.config.policy;
+        let wait = if cur.by_handover && cur.opened.elapsed() < policy.stable_after() {
+            let wait = full_jitter(policy.base(), policy.cap(), self.failures, fastrand::f64());
+            self.failures = self.failures.saturating_add(1);
+            tracing::info!(connection = %cur.id, wait_ms = wait.as_millis() as u64, "drain notice on a new handover: backing off first");
+            wait
+        } else {
+            Duration::ZERO
+        };
+        let starts = Instant::now() + wait;
+        let target = target.clone();
+        // The point as it is now: the new connection replays from it, the
+        // overlap with what the old one still delivers is dropped.
+        let point = self.offer();
+        Pending {
+            from: cur.id,
+            noticed,
+            close_in,
+            starts,
+            attempt: Box::pin(async move {
+                tokio::time::sleep_until(starts).await;
+                connect::connect(target, point).await
+            }),
+        }
+    }
+
     /// Moves sends from `cur` to the new connection `ws`, which becomes
-    /// `cur`; returns the old one. `None` (and `ws` closed) when sends are no
-    /// longer on `cur` (the client is closing).
+    /// `cur`; returns the old one. `None` (and `ws` closed) when the client
+    /// is stopping.
     async fn switch(
         &mut self,
         cur: &mut Conn,
@@ -694,28 +667,29 @@ impl Runner {
         noticed: Instant,
         close_in: Duration,
     ) -> Option<Old> {
-        let (sink, stream) = opened.ws.split();
-        let mut open = self.shared.open.lock().await;
-        let Some(current) = open.as_mut().filter(|o| o.id == cur.id) else {
-            drop(open);
-            let mut sink = sink;
-            let _ = sink.send(Message::Close(Some(normal_close()))).await;
+        let id = ConnectionId(self.connections + 1);
+        let (mut conn, lane) = Conn::open(id, opened.ws, self.limits());
+        conn.by_handover = true;
+        conn.framed = opened.framed;
+        // One step: a send goes wholly to the old connection or wholly to the
+        // new one, and a stop cannot slip in between.
+        let cur_id = cur.id;
+        let moved = self.shared.route.send_if_modified(|route| {
+            let from_cur = route.open.as_ref().is_none_or(|lane| lane.id == cur_id);
+            from_cur && route.open(lane)
+        });
+        if !moved {
+            conn.close(normal_close());
+            self.finish_unused(conn).await;
             return None;
-        };
+        }
         self.connections += 1;
-        let id = ConnectionId(self.connections);
-        // Under the lock: a send is written wholly on the old connection or
-        // wholly on the new one, never on both, never on neither.
-        let old_sink = std::mem::replace(&mut current.sink, sink);
-        current.id = id;
-        drop(open);
         let switched = Instant::now();
-        let old_conn = std::mem::replace(cur, Conn::new(id, stream, opened.framed));
+        let old_conn = std::mem::replace(cur, conn);
         let connect_time = switched - noticed;
         tracing::info!(from = %old_conn.id, to = %id, connect_ms = connect_time.as_millis() as u64, "sends moved to the new connection");
         Some(Old {
             conn: old_conn,
-            sink: old_sink,
             switched,
             connect_time,
             to: id,
@@ -724,44 +698,26 @@ impl Runner {
         })
     }
 
-    /// Reports a failed handover attempt; false when the events are gone.
-    async fn handover_failed(&self, connection: ConnectionId, failed: ConnectFailed) -> bool {
+    /// Reads a connection the client does not use to its end (its Close
+    /// asked for, so bounded by the close timeout), unreported.
+    async fn finish_unused(&mut self, mut conn: Conn) {
+        while !matches!(conn.next(true).await, ConnEvent::Ended) {}
+    }
+
+    /// The event of a failed handover attempt.
+    fn handover_failed(&self, connection: ConnectionId, failed: ConnectFailed) -> Event {
         tracing::warn!(%connection, stage = %failed.stage, error = %failed.error, "handover failed: staying on the old connection");
-        self.emit(Event::HandoverFailed { connection, failed })
-            .await
+        Event::HandoverFailed { connection, failed }
     }
 
-    /// Reads `old` to its end (bounded by its deadline) and reports it.
-    async fn finish_old(&mut self, mut old: Old) {
-        let close_timeout = self.config.close_timeout;
-        loop {
-            let read = match old.read().await {
-                OldRead::Read(read) => read,
-                OldRead::Overdue => {
-                    old.send_close(close_timeout).await;
-                    continue;
-                }
-            };
-            if old.conn.ended(&read, close_timeout) {
-                break;
-            }
-        }
-        let _ = self.report_closed(&old.conn).await;
-    }
-
-    /// Emits [`Event::Closed`] for `conn`; the outcome for the retry policy,
-    /// `None` when the events are gone.
-    async fn report_closed(&mut self, conn: &Conn) -> Option<Outcome> {
-        {
-            // From here on sends fail with NotConnected; sends that returned
-            // Ok completed before this lock was taken.
-            let mut open = self.shared.open.lock().await;
-            if open.as_ref().is_some_and(|o| o.id == conn.id) {
-                drop(open.take());
-            }
-        }
+    /// [`Event::Closed`] for `conn`, into `outbox`; the outcome for the
+    /// retry policy. Every send to `conn` has its answer first.
+    fn closed(&mut self, conn: &mut Conn, outbox: &mut VecDeque<Event>) -> Outcome {
+        // From here on sends fail with NotConnected.
+        self.unroute(conn.id);
+        conn.abandon();
         let up_for = conn.opened.elapsed();
-        if up_for >= self.config.policy.stable_after {
+        if up_for >= self.config.policy.stable_after() {
             self.failures = 0;
         }
         let clean = conn.frame.is_some() && conn.ended_cleanly;
@@ -786,13 +742,11 @@ impl Runner {
             error = closed.error.as_deref(),
             "closed"
         );
-        if !self.emit(Event::Closed(closed)).await {
-            return None;
-        }
-        Some(match conn.frame {
+        outbox.push_back(Event::Closed(closed));
+        match conn.frame {
             Some(_) => Outcome::Closed { code, hint },
             None => Outcome::Abnormal,
-        })
+        }
     }
 }
 
