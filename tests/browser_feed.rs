@@ -2,10 +2,18 @@
 //! example: real processes, real signals. The page (served by the test,
 //! the module read from `clients/js/`) records every event; the test counts
 //! the ticker's ticks (`common::feed::Ledger`): none missed, none seen
-//! twice, in order, and a `resync` wherever history was lost.
+//! twice, in order, and a `resync` wherever history was lost. On one
+//! replica with its in-memory log: a relay that drops the connection, a
+//! crash and a restart in place. On a fleet (three replicas on a real
+//! `redis-server` behind a real HAProxy, rolled): SIGTERM without and with
+//! the drain notice, and SIGKILL.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "common/fleet.rs"]
+mod fleet;
+#[path = "common/redis.rs"]
+mod redis_server;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -14,6 +22,7 @@ use common::{
     browser::{Browser, Tab, nth_of},
     feed::{ENV, Ledger, RATE, Relay, start_feed, tick_now, ticks_pass},
 };
+use fleet::{Fleet, ONE_FLEET, REPLICAS, Roll};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -26,7 +35,9 @@ const PAGE: &str = r#"<!doctype html>
 import { WsDrainSocket } from "/wsdrain.js";
 const url = new URLSearchParams(location.search).get("feed");
 window.wsdrainEvents = [];
-const socket = new WsDrainSocket(url, { resume: true, base: 50, cap: 1000 });
+// stableAfter 1 s: a page moved again within a roll (it landed on a replica
+// rolled next) hands over at once instead of pacing a "young" handover.
+const socket = new WsDrainSocket(url, { resume: true, base: 50, cap: 1000, stableAfter: 1000 });
 for (const type of ["open", "close", "message", "notice", "handover", "handoverfailed", "resumed",
                     "resync", "resumedeclined", "reconnecting", "giveup"]) {
   socket.addEventListener(type, (e) => window.wsdrainEvents.push({ type, t: performance.now(), ...e.detail }));
@@ -178,4 +189,96 @@ async fn a_relay_that_drops_the_connection_costs_the_page_no_message() {
         ledger.last_tick().unwrap() > at_resume,
         "replayed the outage, then live: {ledger:?}"
     );
+}
+
+/// Pages following the ticker through the rolled fleet.
+const TABS: usize = 2;
+
+/// How long the page had no open connection, from its own events, after
+/// its first one opened.
+fn disconnected_ms(events: &[Value]) -> f64 {
+    let (mut open, mut since, mut total) = (0, None::<f64>, 0.0);
+    for e in events {
+        let t = e["t"].as_f64().unwrap_or(0.0);
+        match e["type"].as_str() {
+            Some("open") => {
+                if let Some(s) = since.take() {
+                    total += t - s;
+                }
+                open += 1;
+            }
+            Some("close") if e["opened"] == json!(true) => {
+                open -= 1;
+                if open == 0 {
+                    since = Some(t);
+                }
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
+async fn rolled(roll: Roll) {
+    let _one = ONE_FLEET.lock().await;
+    let (pages, _pages_task) = page_server().await;
+    let mut fleet = Fleet::start(roll).await;
+    let mut browser = Browser::launch().await;
+    let mut tabs = Vec::new();
+    for _ in 0..TABS {
+        tabs.push(open_page(&mut browser, pages, fleet.lb.addr).await);
+    }
+    let mut seen = vec![0; TABS];
+    for (tab, seen) in tabs.iter().zip(&mut seen) {
+        *seen = 20;
+        delivered(&mut browser, tab, *seen).await;
+    }
+    for i in 0..REPLICAS {
+        fleet.roll(i).await;
+        // Every page goes on.
+        for (tab, seen) in tabs.iter().zip(&mut seen) {
+            *seen = ledger(&mut browser, tab).await.0.delivered as usize + 20;
+            delivered(&mut browser, tab, *seen).await;
+        }
+    }
+    for tab in &tabs {
+        let (ledger, events) = ledger(&mut browser, tab).await;
+        let gap = disconnected_ms(&events);
+        eprintln!("{roll:?}: {ledger:?}, {gap:.0} ms without a connection");
+        assert_eq!(
+            (ledger.missed, ledger.duplicated, ledger.resyncs),
+            (0, 0, 0),
+            "{roll:?}: {ledger:?}"
+        );
+        assert!(ledger.resumed >= 1, "the page was moved: {ledger:?}");
+        match roll {
+            Roll::Graceful => assert!(gap > 0.0, "{events:?}"),
+            Roll::Notice => {
+                assert!(count(&events, "handover") >= 1, "{events:?}");
+                assert_eq!(count(&events, "handoverfailed"), 0, "{events:?}");
+                assert_eq!(gap, 0.0, "make-before-break: {events:?}");
+            }
+            Roll::Crash => assert!(
+                events
+                    .iter()
+                    .any(|e| e["type"] == "close" && e["code"] == json!(1006)),
+                "{events:?}"
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_roll_of_the_fleet_costs_the_page_no_tick() {
+    rolled(Roll::Graceful).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roll_with_the_notice_hands_the_page_over_exactly_once() {
+    rolled(Roll::Notice).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_replica_of_the_fleet_costs_the_page_no_tick() {
+    rolled(Roll::Crash).await;
 }

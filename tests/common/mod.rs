@@ -14,6 +14,7 @@ pub mod browser;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod feed;
+pub mod haproxy;
 pub mod peers;
 
 use futures_util::StreamExt;
