@@ -37,6 +37,12 @@ struct Account {
     handovers_failed: u64,
     /// Close codes of the connections that ended.
     closes: Vec<u16>,
+    /// Connections open now.
+    open: u32,
+    /// Since when none is open (after the first opened).
+    down_since: Option<Instant>,
+    /// Time without an open connection, after the first opened.
+    disconnected: Duration,
 }
 
 /// A resuming client of `url` whose events a task reads into its account.
@@ -65,7 +71,19 @@ fn follow(url: &str) -> (Arc<Mutex<Account>>, JoinHandle<()>) {
                 Event::Resumed(_) => a.ledger.resumed(),
                 Event::Handover(_) => a.handovers += 1,
                 Event::HandoverFailed { .. } => a.handovers_failed += 1,
-                Event::Closed(c) => a.closes.push(c.code),
+                Event::Connected { .. } => {
+                    a.open += 1;
+                    if let Some(since) = a.down_since.take() {
+                        a.disconnected += since.elapsed();
+                    }
+                }
+                Event::Closed(c) => {
+                    a.closes.push(c.code);
+                    a.open -= 1;
+                    if a.open == 0 {
+                        a.down_since = Some(Instant::now());
+                    }
+                }
                 Event::ResumeDeclined { .. } | Event::GaveUp(_) => panic!("{event:?}"),
                 _ => {}
             }
@@ -145,7 +163,10 @@ async fn rolled(roll: Roll) {
         moved += l.resumed;
         match roll {
             Roll::Graceful => assert!(a.closes.contains(&1001), "{a:?}"),
-            Roll::Notice => assert!(a.handovers >= 1 && a.handovers_failed == 0, "{a:?}"),
+            Roll::Notice => assert!(
+                a.handovers >= 1 && a.handovers_failed == 0 && a.disconnected.is_zero(),
+                "make-before-break: {a:?}"
+            ),
             Roll::Crash => assert!(a.closes.contains(&1006), "{a:?}"),
         }
     }
