@@ -13,13 +13,19 @@
 //!    session cost are the same in both runs, so the difference of live heap,
 //!    divided by N, is what wsdrain costs (registration + signal +
 //!    `GracefulSocket` + the session task's additions). Target: ≤ 256 bytes.
+//! 3. What a resumable session adds to that: N idle echo sessions on
+//!    `ResumableUpgrade`/`ResumableSocket` following one stream (nothing is
+//!    published), against the `GracefulSocket` run. Target: ≤ 512 bytes.
 
 use std::{alloc::System, net::SocketAddr, time::Duration};
 
 use cap::Cap;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use wsdrain::{DrainController, DrainPolicy};
+use wsdrain::{
+    DrainController, DrainPolicy,
+    resume::{Feed, MemoryLog},
+};
 
 mod support;
 
@@ -115,14 +121,25 @@ fn main() {
         tokio::spawn(async move {
             let _ = axum::serve(graceful_listener, router).await;
         });
-        // Warm up both paths once (lazily allocated runtime and hyper state).
+        let resumable_listener =
+            support::listener("127.0.0.1:0".parse().expect("addr")).expect("listen");
+        let resumable = resumable_listener.local_addr().expect("addr");
+        let feed = Feed::new(MemoryLog::new());
+        let router =
+            support::resumable_router(controller.drain(), feed, Some(support::READ_BUFFER));
+        tokio::spawn(async move {
+            let _ = axum::serve(resumable_listener, router).await;
+        });
+        // Warm up every path once (lazily allocated runtime and hyper state).
         sessions_heap(raw, 50).await;
         sessions_heap(graceful, 50).await;
+        sessions_heap(resumable, 50).await;
         let mut rows = Vec::new();
         for round in 1..=2 {
             let r = sessions_heap(raw, n).await;
             let g = sessions_heap(graceful, n).await;
-            rows.push((round, r, g));
+            let m = sessions_heap(resumable, n).await;
+            rows.push((round, r, g, m));
         }
         drop(controller);
         rows
@@ -131,15 +148,19 @@ fn main() {
         "\n2. {n} idle echo sessions, read_buffer_size {} on both sides; live heap (server + client, this process):",
         support::READ_BUFFER
     );
-    println!("| round | raw axum B/session | wsdrain B/session | wsdrain adds (target <= 256) |");
-    println!("|---|---|---|---|");
-    for (round, r, g) in rows {
+    println!(
+        "| round | raw axum B/session | wsdrain B/session | wsdrain adds (target <= 256) | resumable B/session | resume adds (target <= 512) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (round, r, g, m) in rows {
         let nf = n as f64;
         println!(
-            "| {round} | {:.0} | {:.0} | {:.1} |",
+            "| {round} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} |",
             r as f64 / nf,
             g as f64 / nf,
-            (g - r) as f64 / nf
+            (g - r) as f64 / nf,
+            m as f64 / nf,
+            (m - g) as f64 / nf
         );
     }
 }

@@ -20,7 +20,10 @@ use tokio::{
     sync::{broadcast, watch},
 };
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::protocol::WebSocketConfig};
-use wsdrain::{Drain, DrainLayer, GracefulSocket, GracefulUpgrade};
+use wsdrain::{
+    Drain, DrainLayer, GracefulSocket, GracefulUpgrade, ResumableSocket, ResumableUpgrade,
+    resume::{Feed, MemoryLog},
+};
 
 /// tungstenite's read buffer used on both sides of the scale benches: its
 /// 128 KiB default would hide every other per-session cost.
@@ -72,6 +75,42 @@ pub fn graceful_router(drain: Drain, read_buffer: Option<usize>) -> Router {
                     None => upgrade,
                 };
                 let response: Response = upgrade.on_upgrade(graceful_echo);
+                response
+            }),
+        )
+        .layer(DrainLayer::new(drain))
+}
+
+/// The same echo on a [`ResumableSocket`] that follows one stream (on which
+/// nothing is published): an idle resumable session.
+async fn resumable_echo(mut socket: ResumableSocket<MemoryLog>) {
+    if socket.follow("idle").await.is_err() {
+        return;
+    }
+    while let Some(Ok(msg)) = socket.recv().await {
+        let sent = match msg {
+            Message::Text(t) => socket.send(t.as_str()).await,
+            Message::Binary(b) => socket.send(b).await,
+            _ => Ok(()),
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+}
+
+/// `/ws` echo on [`ResumableSocket`], behind [`DrainLayer`]; clients that do
+/// not offer the subprotocol see the same bytes as on the other routers.
+pub fn resumable_router(drain: Drain, feed: Feed<MemoryLog>, read_buffer: Option<usize>) -> Router {
+    Router::new()
+        .route(
+            "/ws",
+            get(move |upgrade: ResumableUpgrade| async move {
+                let upgrade = match read_buffer {
+                    Some(n) => upgrade.read_buffer_size(n),
+                    None => upgrade,
+                };
+                let response: Response = upgrade.on_upgrade(feed, resumable_echo);
                 response
             }),
         )

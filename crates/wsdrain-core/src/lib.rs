@@ -4,7 +4,8 @@
 //!
 //! It knows nothing of axum or WebSockets: a session is anything that can be
 //! told to close with a hint, and that ends. `wsdrain-axum` puts WebSockets
-//! on it.
+//! on it. [`resume`] lets a session's streams outlive its connection (a log,
+//! a replay, and live delivery without a hole), for any stack and any log.
 //!
 //! # Example
 //!

@@ -239,9 +239,10 @@ impl<L: Log> Feed<L> {
         self.shared.replay_batch
     }
 
-    /// A receiver of `stream`'s live entries here; the log watches the
-    /// stream from its first follower here on.
-    pub(crate) fn subscribe(&self, stream: &Arc<str>) -> broadcast::Receiver<Entry> {
+    /// A receiver of `stream`'s live entries here, and its name shared by
+    /// every follower of it here; the log watches the stream from its first
+    /// follower here on.
+    pub(crate) fn subscribe(&self, stream: &str) -> (Arc<str>, broadcast::Receiver<Entry>) {
         let shared = &self.shared;
         shared.hub.subscribe(stream, || {
             let tap = Tap {

@@ -61,7 +61,8 @@ pub(crate) struct Follower {
     batch: VecDeque<Entry>,
     /// A live entry that showed a gap, kept until the log filled it.
     held: Option<Entry>,
-    control: Option<Control>,
+    /// A resync to announce (from `epoch` and `last`) before anything else.
+    resync: Option<ResyncReason>,
 }
 
 /// How a stream starts on a connection.
@@ -90,7 +91,7 @@ impl Follower {
             state: if full { State::ReadOn } else { State::Live },
             batch: start.batch.into(),
             held: None,
-            control: None,
+            resync: None,
         }
     }
 
@@ -109,7 +110,7 @@ impl Follower {
         self.batch.clear();
         self.held = None;
         self.state = State::Live;
-        self.control = Some(Control::Resync(self.position(), reason));
+        self.resync = Some(reason);
     }
 
     /// A resync right before `entry`, which then goes out.
@@ -117,7 +118,7 @@ impl Follower {
         self.resync(
             reason,
             entry.epoch().clone(),
-            entry.seq() - 1,
+            entry.seq().saturating_sub(1),
             !entry.is_logged(),
         );
         self.batch.push_back(entry);
@@ -139,8 +140,8 @@ impl Follower {
         feed: &Feed<L>,
     ) -> Poll<Option<Out>> {
         loop {
-            if let Some(control) = self.control.take() {
-                return Poll::Ready(Some(Out::Control(control)));
+            if let Some(reason) = self.resync.take() {
+                return Poll::Ready(Some(Out::Control(Control::Resync(self.position(), reason))));
             }
             if let Some(entry) = self.batch.pop_front() {
                 if entry.seq() <= self.last && *entry.epoch() == self.epoch {

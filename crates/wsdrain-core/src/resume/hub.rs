@@ -39,21 +39,23 @@ impl Hub {
         }
     }
 
-    /// A receiver of `stream`'s live entries; `first` runs (under the lock)
-    /// when this makes the stream followed here.
+    /// A receiver of `stream`'s live entries, and the stream's name (one
+    /// allocation for all its followers here); `first` runs (under the
+    /// lock) when this makes the stream followed here.
     pub(crate) fn subscribe(
         &self,
-        stream: &Arc<str>,
+        stream: &str,
         first: impl FnOnce(),
-    ) -> broadcast::Receiver<Entry> {
+    ) -> (Arc<str>, broadcast::Receiver<Entry>) {
         let mut streams = self.streams.lock();
-        if let Some(slot) = streams.get(&**stream) {
-            return slot.tx.subscribe();
+        if let Some((name, slot)) = streams.get_key_value(stream) {
+            return (name.clone(), slot.tx.subscribe());
         }
+        let name: Arc<str> = stream.into();
         let (tx, rx) = broadcast::channel(self.capacity);
-        streams.insert(stream.clone(), Slot { tx, last: None });
+        streams.insert(name.clone(), Slot { tx, last: None });
         first();
-        rx
+        (name, rx)
     }
 
     /// A receiver of `stream` was dropped; `last` runs (under the lock) when

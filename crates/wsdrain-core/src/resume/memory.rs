@@ -314,7 +314,7 @@ impl MemoryLog {
         if let Err(reason) = head.check(epoch, after) {
             return Read::Resync { reason, head };
         }
-        let skip = usize::try_from(after + 1 - head.first).unwrap_or(usize::MAX);
+        let skip = usize::try_from(after.saturating_add(1) - head.first).unwrap_or(usize::MAX);
         Read::Entries(s.entries.iter().skip(skip).take(max).cloned().collect())
     }
 }

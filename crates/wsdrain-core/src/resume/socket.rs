@@ -200,17 +200,23 @@ impl<K: ResumeStack, L: Log> ResumableSocket<K, L> {
     /// Not cancel safe: if cancelled, the stream is not followed, but its
     /// control may have gone out.
     pub async fn follow(&mut self, stream: &str) -> Result<Followed, FollowError<K::Error>> {
+        // Boxed: a handler's task keeps the size of its largest await for
+        // its whole life, and this one is large and rare.
+        Box::pin(self.follow_now(stream)).await
+    }
+
+    async fn follow_now(&mut self, stream: &str) -> Result<Followed, FollowError<K::Error>> {
         check_stream(stream).map_err(FollowError::Stream)?;
         if self.followers.iter().any(|f| &*f.stream == stream) {
             return Err(FollowError::Twice);
         }
-        let name: Arc<str> = stream.into();
         // Subscribed first: every entry appended after the log is read
         // below is in this channel, so replay meets live without a hole.
+        let (name, rx) = self.feed.subscribe(stream);
         let rx = Subscription {
             feed: &self.feed,
             stream: &name,
-            rx: Some(self.feed.subscribe(&name)),
+            rx: Some(rx),
         };
         let asked = self
             .point
@@ -240,6 +246,9 @@ impl<K: ResumeStack, L: Log> ResumableSocket<K, L> {
         });
         let max = self.feed.replay_batch();
         let follower = Follower::new(name.clone(), rx.take(), start, max);
+        // Exactly: most sessions follow one or two streams, and a follower
+        // is 128 B.
+        self.followers.reserve_exact(1);
         self.followers.push(follower);
         Ok(followed)
     }
