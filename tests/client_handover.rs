@@ -7,156 +7,18 @@ mod common;
 
 use std::{
     collections::BTreeMap,
-    io::Write,
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use common::Server;
 use common::client::next;
+use common::haproxy::Haproxy;
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsdrain::client::{Event, FailedAt, Message, Reconnect, RetryPolicy, SendError};
 
 /// Slack for scheduling and connecting on a busy machine: proves a bound
 /// exists, not a speed.
 const SLACK: Duration = Duration::from_secs(1);
-
-/// HAProxy in front of the given replicas, `GET /readyz` checks every 100 ms,
-/// `fall 2 rise 1`; killed on drop.
-struct Haproxy {
-    child: Child,
-    addr: SocketAddr,
-    socket: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Haproxy {
-    async fn start(replicas: &[(&str, SocketAddr)]) -> Haproxy {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("admin.sock");
-        let addr = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
-        let mut cfg = format!(
-            "global
-    stats socket {} mode 600 level admin
-
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout tunnel 1h
-
-frontend ws_in
-    bind {addr}
-    default_backend replicas
-
-backend replicas
-    balance leastconn
-    option httpchk
-    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost
-    http-check expect status 200
-    default-server check inter 100ms fall 2 rise 1
-",
-            socket.display()
-        );
-        for (name, at) in replicas {
-            cfg.push_str(&format!("    server {name} {at}\n"));
-        }
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(cfg.as_bytes())
-            .unwrap();
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("`haproxy` on PATH (Debian package haproxy)");
-        let h = Haproxy {
-            child,
-            addr,
-            socket,
-            _dir: dir,
-        };
-        let names: Vec<&str> = replicas.iter().map(|(n, _)| *n).collect();
-        h.wait_for("all replicas UP", |stat| {
-            names
-                .iter()
-                .all(|n| stat.get(*n).is_some_and(|s| s.status == "UP"))
-        })
-        .await;
-        h
-    }
-
-    /// `show stat` of the backend's servers: name → (status, current sessions).
-    async fn stat(&self) -> Option<BTreeMap<String, Stat>> {
-        let mut s = tokio::net::UnixStream::connect(&self.socket).await.ok()?;
-        s.write_all(b"show stat\n").await.ok()?;
-        let mut out = String::new();
-        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
-            .await
-            .ok()?
-            .ok()?;
-        let mut lines = out.lines();
-        let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
-        let col = |name: &str| header.iter().position(|h| *h == name);
-        let (px, sv, scur, status) = (col("pxname")?, col("svname")?, col("scur")?, col("status")?);
-        let mut map = BTreeMap::new();
-        for line in lines {
-            let f: Vec<&str> = line.split(',').collect();
-            if f.len() > status && f[px] == "replicas" && f[sv] != "BACKEND" {
-                map.insert(
-                    f[sv].to_owned(),
-                    Stat {
-                        status: f[status].to_owned(),
-                        sessions: f[scur].parse().unwrap_or(0),
-                    },
-                );
-            }
-        }
-        Some(map)
-    }
-
-    async fn wait_for(&self, what: &str, cond: impl Fn(&BTreeMap<String, Stat>) -> bool) {
-        let start = Instant::now();
-        loop {
-            if let Some(stat) = self.stat().await {
-                if cond(&stat) {
-                    return;
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "HAProxy: not {what} within 10 s: {:?}",
-                self.stat().await
-            );
-            // Polling HAProxy's own state: it has no push interface.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Stat {
-    status: String,
-    sessions: u64,
-}
 
 const NOTICE_ENV: &[(&str, &str)] = &[
     // HAProxy marks a draining replica DOWN within 2 checks (200 ms), well

@@ -4,6 +4,8 @@
 // declarations name.
 import {
   NOTICE_TYPE,
+  ResumeStreams,
+  SUBPROTOCOL,
   WsDrainSocket,
   defaults,
   fullJitter,
@@ -17,12 +19,29 @@ import {
   type HandoverDetail,
   type Options,
   type Reconnecting,
+  type ResumeStep,
+  type ResyncDetail,
+  type ResyncReason,
   type State,
 } from "./wsdrain.js";
 
 const socket = new WsDrainSocket("wss://example.test/ws", { health: true, handoverLinger: 100 });
 socket.addEventListener("open", (e) => console.log(e.detail.connection, e.detail.handover));
-socket.addEventListener("message", (e) => console.log(e.detail.data, e.detail.connection));
+socket.addEventListener("message", (e) => console.log(e.detail.data, e.detail.connection, e.detail.stream, e.detail.seq));
+socket.addEventListener("resumed", (e) => console.log(e.detail.connection, e.detail.stream, e.detail.epoch, e.detail.after));
+socket.addEventListener("resync", (e) => {
+  const r: ResyncDetail = e.detail;
+  const reason: ResyncReason = r.reason;
+  console.log(r.connection, r.stream, reason, r.epoch, r.after);
+});
+socket.addEventListener("resumedeclined", (e) => console.log(e.detail.connection));
+const resumable = new WsDrainSocket("wss://example.test/feed", { resume: true, protocols: ["chat.v2"] });
+const streams = new ResumeStreams();
+const step: ResumeStep = streams.onFrame(1, "m ticker 1\n{}");
+if (step !== null && step.type === "message") console.log(step.stream, step.seq, step.data);
+const point: string = streams.point();
+const subprotocol: "wsdrain.resume.v1" = SUBPROTOCOL;
+console.log(resumable, point, subprotocol);
 socket.addEventListener("close", (e) => {
   const c: CloseDetail = e.detail;
   console.log(c.code, c.reason, c.wasClean, c.hint, c.opened, c.upFor, c.retired);

@@ -36,6 +36,12 @@ export interface Options {
   healthTimeout: number;
   /** WebSocket subprotocols, for every connection. */
   protocols: string | string[] | undefined;
+  /**
+   * Resumable streams (false): offer `wsdrain.resume.v1` with the point in
+   * the query; each message of a stream once, in order; `resumed` and
+   * `resync` events. Binary messages are then `ArrayBuffer`s.
+   */
+  resume: boolean;
 }
 
 export const defaults: Readonly<Options>;
@@ -66,6 +72,30 @@ export function healthUrl(url: string | URL, health?: boolean | string): string;
 /** A `Retry-After` header (delta-seconds) in ms, or null. */
 export function retryAfterHeaderMs(value: string | null | undefined): number | null;
 
+/** `"wsdrain.resume.v1"`: the subprotocol of resumable streams. */
+export const SUBPROTOCOL: "wsdrain.resume.v1";
+
+/** Why a stream could not go on where the client stopped; `"other"` for a reason this version does not know. */
+export type ResyncReason = "expired" | "epoch" | "unknown" | "unavailable" | "other";
+
+/** What one frame means for the application (`ResumeStreams.onFrame`); null: nothing. */
+export type ResumeStep =
+  | null
+  | { type: "message"; stream: string; seq: number; data: string | ArrayBuffer }
+  | { type: "plain"; data: string | ArrayBuffer }
+  | { type: "resumed"; stream: string; epoch: string; after: number }
+  | { type: "resync"; stream: string; reason: ResyncReason; epoch: string; after: number }
+  | { type: "notice"; closeInMs: number }
+  | { type: "error"; error: string };
+
+/** The client's rules of wsdrain.resume.v1: per stream the epoch, the last seq delivered and the owning connection. */
+export class ResumeStreams {
+  /** The resume point for the next connection: `stream@epoch.last,...`. */
+  point(): string;
+  /** One frame received on connection number `connection` (numbered in the order opened). */
+  onFrame(connection: number, data: string | ArrayBuffer): ResumeStep;
+}
+
 export type State = "connecting" | "open" | "waiting" | "stopped";
 
 export interface Status {
@@ -89,6 +119,30 @@ export interface OpenDetail {
 export interface MessageDetail {
   data: string | Blob | ArrayBuffer;
   connection: number;
+  /** The stream of a resumable message; null outside any stream or without resume. */
+  stream: string | null;
+  /** Its seq in the stream's epoch; null when `stream` is. */
+  seq: number | null;
+}
+
+export interface ResumedDetail {
+  /** The connection that carries the stream from now on. */
+  connection: number;
+  stream: string;
+  epoch: string;
+  /** The last seq delivered: the next message is `after + 1`. */
+  after: number;
+}
+
+export interface ResyncDetail {
+  /** The connection that carries the stream from now on. */
+  connection: number;
+  stream: string;
+  reason: ResyncReason;
+  /** The stream's epoch from here on. */
+  epoch: string;
+  /** The messages that follow have seqs after this one: reload the state, then apply them. */
+  after: number;
 }
 
 export interface CloseDetail {
@@ -143,6 +197,10 @@ export interface WsDrainEventMap {
   notice: CustomEvent<NoticeDetail>;
   handover: CustomEvent<HandoverDetail>;
   handoverfailed: CustomEvent<HandoverFailedDetail>;
+  resumed: CustomEvent<ResumedDetail>;
+  resync: CustomEvent<ResyncDetail>;
+  /** The server did not select wsdrain.resume.v1 on this connection: nothing on it is resumed. */
+  resumedeclined: CustomEvent<{ connection: number }>;
   probe: CustomEvent<ProbeDetail>;
   reconnecting: CustomEvent<Reconnecting>;
   giveup: CustomEvent<{ code: number }>;

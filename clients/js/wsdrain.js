@@ -28,12 +28,22 @@
 //   ws.addEventListener("status", () => label.textContent = ws.statusText());
 //   ws.send("hi"); // false when no connection is open: nothing was sent
 //
+// With `resume: true` (opt-in) every connection offers the subprotocol
+// wsdrain.resume.v1 and carries where the page stopped in each stream in its
+// query, so the server replays what it missed: each message of a stream is
+// delivered once, in order, across reconnects and handovers ("message" with
+// its stream and seq), a stream that goes on reports "resumed", one whose gap
+// cannot be filled "resync" (reload the state it feeds). docs/PROTOCOL.md,
+// "Resumable sessions"; the rules are the class ResumeStreams.
+//
 // Events (CustomEvent, data in .detail): "open" {connection, handover},
-// "message" {data, connection}, "close" {connection, code, reason, wasClean,
-// hint, opened, upFor, retired}, "notice" {connection, closeInMs},
-// "handover" {from, to, closeInMs, took, overlap}, "handoverfailed"
-// {connection, to, code}, "probe" {url, status, ok, retryAfter}, "reconnecting"
-// {delay, wait, hint, attempt}, "giveup" {code}, "status".
+// "message" {data, connection, stream, seq}, "close" {connection, code,
+// reason, wasClean, hint, opened, upFor, retired}, "notice" {connection,
+// closeInMs}, "handover" {from, to, closeInMs, took, overlap},
+// "handoverfailed" {connection, to, code}, "resumed" {connection, stream,
+// epoch, after}, "resync" {connection, stream, reason, epoch, after},
+// "resumedeclined" {connection}, "probe" {url, status, ok, retryAfter},
+// "reconnecting" {delay, wait, hint, attempt}, "giveup" {code}, "status".
 
 const HINT = /retry-after-ms=(\d+)/;
 
@@ -86,6 +96,7 @@ export const defaults = Object.freeze({
   health: false, // probe before reconnecting: false, true (the URL's origin + /readyz) or a URL
   healthTimeout: 5_000, // one probe gives up after this long
   protocols: undefined, // WebSocket subprotocols, passed to every connection
+  resume: false, // resumable streams: offer wsdrain.resume.v1 with the point in the query
 });
 
 /** Full jitter (AWS "Exponential Backoff And Jitter"): random(0, min(cap, base·2^attempt)). */
@@ -137,6 +148,137 @@ export function retryAfterHeaderMs(value) {
   return Number.isSafeInteger(ms) ? ms : null;
 }
 
+/** The subprotocol of resumable streams (docs/PROTOCOL.md, "Resumable sessions"). */
+export const SUBPROTOCOL = "wsdrain.resume.v1";
+
+const QUERY_KEY = "wsdrain-resume";
+const MAX_POINT_STREAMS = 64; // what a resume point may name
+const MAX_HEADER_LEN = 152; // `m <128-byte stream> <20 digits>\n`
+const STREAM = /^[A-Za-z0-9_.:/-]{1,128}$/;
+const EPOCH = /^[A-Za-z0-9]{1,32}$/;
+const MESSAGE = /^m ([A-Za-z0-9_.:/-]{1,128}) ([0-9]+)$/;
+const REASONS = new Set(["expired", "epoch", "unknown", "unavailable"]);
+const STREAM_CONTROLS = new Set(["wsdrain.follow", "wsdrain.resumed", "wsdrain.resync"]);
+
+const isSeq = (n) => Number.isSafeInteger(n) && n >= 0;
+
+/** A control's JSON: {type, ...} or a string saying why it cannot be read. */
+function readControl(text) {
+  let v;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return "control is not JSON";
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return "control is not a JSON object";
+  if (typeof v.type !== "string") return 'control field "type" missing or malformed';
+  if (v.type === NOTICE_TYPE) {
+    return isSeq(v.close_in_ms) ? { type: v.type, closeInMs: v.close_in_ms } : 'control field "close_in_ms" missing or malformed';
+  }
+  if (!STREAM_CONTROLS.has(v.type)) return { type: v.type };
+  if (typeof v.stream !== "string" || !STREAM.test(v.stream)) return 'control field "stream" missing or malformed';
+  if (typeof v.epoch !== "string" || !EPOCH.test(v.epoch)) return 'control field "epoch" missing or malformed';
+  if (!isSeq(v.after)) return 'control field "after" missing or malformed';
+  let reason = null;
+  if (v.type === "wsdrain.resync") {
+    if (typeof v.reason !== "string") return 'control field "reason" missing or malformed';
+    reason = REASONS.has(v.reason) ? v.reason : "other";
+  }
+  return { type: v.type, stream: v.stream, epoch: v.epoch, after: v.after, reason };
+}
+
+/**
+ * The client's rules of wsdrain.resume.v1 (docs/PROTOCOL.md, "The client's
+ * rules"): per stream the epoch, the last seq delivered and the connection
+ * that owns it. Feed it every data frame of every connection that selected
+ * the subprotocol; it says what the application sees.
+ */
+export class ResumeStreams {
+  #streams = new Map(); // stream -> {epoch, last, owner}, in the order met
+
+  /** The resume point for the next connection: `stream@epoch.last,...`. */
+  point() {
+    return [...this.#streams].map(([s, v]) => `${s}@${v.epoch}.${v.last}`).join(",");
+  }
+
+  /**
+   * One text (string) or binary (ArrayBuffer) frame received on connection
+   * number `connection` (numbered in the order they were opened): null
+   * (nothing to see), or {type: "message" | "plain" | "resumed" | "resync" |
+   * "notice" | "error", ...}.
+   */
+  onFrame(connection, data) {
+    const text = typeof data === "string";
+    const bytes = text ? null : new Uint8Array(data);
+    const nl = text ? data.indexOf("\n") : bytes.indexOf(10);
+    if (nl < 0 || nl >= MAX_HEADER_LEN) return { type: "error", error: `no header line in the first ${MAX_HEADER_LEN} bytes` };
+    const header = text ? data.slice(0, nl) : String.fromCharCode(...bytes.subarray(0, nl));
+    const body = () => data.slice(nl + 1);
+    if (header === "p") return { type: "plain", data: body() };
+    if (header === "c") {
+      let json = body();
+      if (!text) {
+        try {
+          json = new TextDecoder("utf-8", { fatal: true }).decode(json);
+        } catch {
+          return { type: "error", error: "control is not UTF-8" };
+        }
+      }
+      const c = readControl(json);
+      if (typeof c === "string") return { type: "error", error: c };
+      if (c.type === NOTICE_TYPE) return { type: "notice", closeInMs: c.closeInMs };
+      return STREAM_CONTROLS.has(c.type) ? this.#control(connection, c) : null;
+    }
+    const m = MESSAGE.exec(header);
+    if (m === null) return { type: "error", error: "header is not `m <stream> <seq>`, `p` or `c`" };
+    const [, stream, digits] = m;
+    const seq = Number(digits);
+    if (!Number.isSafeInteger(seq)) return { type: "error", error: `seq ${digits} beyond 2^53` };
+    const s = this.#streams.get(stream);
+    if (s === undefined) return { type: "error", error: `message ${seq} of stream ${stream} before its control` };
+    if (s.owner !== connection || seq <= s.last) return null;
+    if (seq !== s.last + 1) return { type: "error", error: `message ${seq} of stream ${stream} after ${s.last}: a gap` };
+    s.last = seq;
+    return { type: "message", stream, seq, data: body() };
+  }
+
+  /** Rule 1: a follow, resumed or resync for a stream on `connection`. */
+  #control(connection, c) {
+    const s = this.#streams.get(c.stream);
+    if (s === undefined) {
+      if (this.#streams.size >= MAX_POINT_STREAMS) {
+        return { type: "error", error: `stream ${c.stream} beyond the ${MAX_POINT_STREAMS} a resume point can name` };
+      }
+      this.#streams.set(c.stream, { epoch: c.epoch, last: c.after, owner: connection });
+      return null;
+    }
+    if (connection < s.owner) return null;
+    const moved = connection !== s.owner;
+    s.owner = connection;
+    if (s.epoch === c.epoch && c.after <= s.last) {
+      // Nothing lost: the overlap that follows is dropped.
+      return moved ? { type: "resumed", stream: c.stream, epoch: s.epoch, after: s.last } : null;
+    }
+    // A follow or resumed that skips ahead is a resync all the same.
+    const reason = c.reason ?? (s.epoch === c.epoch ? "unknown" : "epoch");
+    s.epoch = c.epoch;
+    s.last = c.after;
+    return { type: "resync", stream: c.stream, reason, epoch: s.epoch, after: s.last };
+  }
+}
+
+/** `url` with `point` as its `wsdrain-resume` (none when empty), the rest of its query as it was. */
+function withPoint(url, point) {
+  const u = new URL(String(url), globalThis.location?.href);
+  const query = u.search
+    .slice(1)
+    .split("&")
+    .filter((pair) => pair !== "" && pair.split("=")[0] !== QUERY_KEY);
+  if (point !== "") query.push(`${QUERY_KEY}=${point}`);
+  u.search = query.join("&");
+  return u.href;
+}
+
 /** A WebSocket that reconnects by the wsdrain rules. An EventTarget. */
 export class WsDrainSocket extends EventTarget {
   #ws = null; // the connection send() uses
@@ -149,6 +291,7 @@ export class WsDrainSocket extends EventTarget {
   #stopped = false;
   #failures = 0;
   #connections = 0;
+  #streams = new ResumeStreams();
   #status = { state: "connecting", code: null, reason: "", hint: null, wait: null, retryAt: null };
 
   /** Connects to `url` at once; `options` override `defaults`. */
@@ -217,13 +360,25 @@ export class WsDrainSocket extends EventTarget {
 
   /** Opens a connection; `handover`: the notice's lead and when it came. */
   #open(handover = null) {
+    const resume = this.options.resume;
+    let { url } = this;
+    let protocols = this.options.protocols;
+    if (resume) {
+      url = withPoint(url, this.#streams.point());
+      protocols = [...[protocols ?? []].flat()];
+      if (!protocols.includes(SUBPROTOCOL)) protocols.push(SUBPROTOCOL);
+    }
     const c = {
       id: ++this.#connections,
-      socket: new WebSocket(this.url, this.options.protocols),
+      socket: new WebSocket(url, protocols),
       openedAt: null,
       retired: false, // replaced by a handover: its close is not a disconnect
       handover, // {from, closeInMs, noticeAt} when opened on a notice
+      framed: false, // the server selected wsdrain.resume.v1
+      broken: false, // closed for a resume protocol error: nothing more is read
     };
+    // Binary frames are parsed at once, so they cannot be Blobs.
+    if (resume) c.socket.binaryType = "arraybuffer";
     c.socket.onopen = () => this.#opened(c);
     c.socket.onmessage = (ev) => this.#received(c, ev.data);
     c.socket.onclose = (ev) => this.#closed(c, ev);
@@ -238,6 +393,7 @@ export class WsDrainSocket extends EventTarget {
 
   #opened(c) {
     c.openedAt = performance.now();
+    c.framed = this.options.resume && c.socket.protocol === SUBPROTOCOL;
     if (c === this.#next) {
       // The switch: sends go to the new connection from here on.
       const old = this.#ws;
@@ -259,14 +415,47 @@ export class WsDrainSocket extends EventTarget {
     }
     this.#setStatus({ state: "open", code: null, reason: "", hint: null, wait: null });
     this.#emit("open", { connection: c.id, handover: c.handover !== null });
+    if (this.options.resume && !c.framed) this.#emit("resumedeclined", { connection: c.id });
   }
 
   #received(c, data) {
-    const lead = parseNotice(data);
-    if (lead === null) {
-      this.#emit("message", { data, connection: c.id });
+    if (c.broken) return;
+    if (!c.framed) {
+      const lead = parseNotice(data);
+      if (lead === null) this.#emit("message", { data, connection: c.id, stream: null, seq: null });
+      else this.#noticed(c, lead);
       return;
     }
+    const r = this.#streams.onFrame(c.id, data);
+    if (r === null) return;
+    const connection = c.id;
+    switch (r.type) {
+      case "message":
+        this.#emit("message", { data: r.data, connection, stream: r.stream, seq: r.seq });
+        break;
+      case "plain":
+        this.#emit("message", { data: r.data, connection, stream: null, seq: null });
+        break;
+      case "resumed":
+        this.#emit("resumed", { connection, stream: r.stream, epoch: r.epoch, after: r.after });
+        break;
+      case "resync":
+        this.#emit("resync", { connection, stream: r.stream, reason: r.reason, epoch: r.epoch, after: r.after });
+        break;
+      case "notice":
+        this.#noticed(c, r.closeInMs);
+        break;
+      default:
+        // A protocol error: close this connection and resume on a new one.
+        // Browsers cannot send 1002; the reason says it.
+        console.warn(`wsdrain: connection ${connection}: ${r.error}`);
+        c.broken = true;
+        c.socket.close(1000, "wsdrain.resume.v1 protocol error");
+    }
+  }
+
+  /** The drain notice on `c`: a close `lead` ms from now. */
+  #noticed(c, lead) {
     this.#emit("notice", { connection: c.id, closeInMs: lead });
     // A notice on the connection in use, no handover under way: make before break.
     const idle = this.#next === null && this.#handoverTimer === null;
@@ -294,6 +483,8 @@ export class WsDrainSocket extends EventTarget {
     const hint = retryAfterMs(ev.reason);
     const { code, reason, wasClean } = ev;
     const closed = { connection: c.id, code, reason, wasClean, hint, opened: c.openedAt !== null, upFor, retired: c.retired };
+    // Closed for a protocol error: back off as after a broken connection.
+    const advice = c.broken ? { ...closed, code: 1006, reason: "", hint: null } : closed;
 
     if (c === this.#next) {
       // The handover's new connection failed before it opened: stay on the old one.
@@ -330,11 +521,11 @@ export class WsDrainSocket extends EventTarget {
     if (this.#next !== null && !this.#stopped) {
       // Closed before the handover's new connection opened: wait for it; if
       // it fails, reconnect as this close advised.
-      this.#orphaned = closed;
+      this.#orphaned = advice;
       this.#setStatus({ state: "connecting", code, reason, hint, retryAt: null });
       return;
     }
-    this.#afterClose(closed);
+    this.#afterClose(advice);
   }
 
   /** Schedules the next connection after `closed`, or stops. */

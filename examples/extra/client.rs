@@ -24,7 +24,16 @@
 //! request), `--health` (probe the same origin's `/readyz` before each
 //! reconnect), `--health-url URL`, `--ca PEM` (trust this CA for `wss://`,
 //! e.g. the certificate `cargo run -p wsdrain-examples --example tls -- --write-cert cert.pem`
-//! writes), `--no-handover` (deliver the drain notice as a message).
+//! writes), `--no-handover` (deliver the drain notice as a message),
+//! `--resume` (resumable streams, `wsdrain.resume.v1`).
+//!
+//! With `--resume`, next to `cargo run --example feed`
+//! (`--url ws://127.0.0.1:3000/feed`), the feed's messages print as
+//! `{"event":"stream","stream":"ticker","seq":41,"text":"{\"n\":...}","connection":1}`,
+//! and after a reconnect or a handover
+//! `{"event":"resumed","stream":"ticker","epoch":"...","after":57,"connection":2}`,
+//! or, when the server lost the history (restart it),
+//! `{"event":"resync","stream":"ticker","reason":"epoch",...}`.
 
 use std::{process::ExitCode, time::Duration};
 
@@ -40,6 +49,7 @@ struct Args {
     health_url: Option<String>,
     ca: Option<String>,
     handover: bool,
+    resume: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         health_url: None,
         ca: None,
         handover: true,
+        resume: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,9 +86,10 @@ fn parse_args() -> Result<Args, String> {
             "--health-url" => args.health_url = Some(value("--health-url")?),
             "--ca" => args.ca = Some(value("--ca")?),
             "--no-handover" => args.handover = false,
+            "--resume" => args.resume = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: client [--url URL] [--interval-ms N] [--header 'K: V']... [--health | --health-url URL] [--ca PEM] [--no-handover]"
+                    "usage: client [--url URL] [--interval-ms N] [--header 'K: V']... [--health | --health-url URL] [--ca PEM] [--no-handover] [--resume]"
                 );
                 std::process::exit(0);
             }
@@ -105,6 +117,31 @@ fn event_json(event: &Event) -> Option<Value> {
                 Ok(seq) => json!({"event": "echo", "seq": seq, "connection": connection.get()}),
                 Err(_) => json!({"event": "message", "text": text, "connection": connection.get()}),
             }
+        }
+        Event::StreamMessage(m) => json!({
+            "event": "stream",
+            "stream": &*m.stream,
+            "seq": m.seq,
+            "text": m.message.to_text().ok(),
+            "connection": m.connection.get(),
+        }),
+        Event::Resumed(r) => json!({
+            "event": "resumed",
+            "stream": &*r.stream,
+            "epoch": r.epoch,
+            "after": r.after,
+            "connection": r.connection.get(),
+        }),
+        Event::Resync(r) => json!({
+            "event": "resync",
+            "stream": &*r.stream,
+            "reason": r.reason.as_str(),
+            "epoch": r.epoch,
+            "after": r.after,
+            "connection": r.connection.get(),
+        }),
+        Event::ResumeDeclined { connection } => {
+            json!({"event": "resume_declined", "connection": connection.get()})
         }
         Event::Closed(c) => json!({
             "event": "closed",
@@ -178,7 +215,9 @@ fn wait_name(wait: &Wait) -> &'static str {
 }
 
 fn reconnect(args: &Args) -> Result<Reconnect, String> {
-    let mut reconnect = Reconnect::new(args.url.as_str()).handover(args.handover);
+    let mut reconnect = Reconnect::new(args.url.as_str())
+        .handover(args.handover)
+        .resume(args.resume);
     for (name, value) in &args.headers {
         reconnect = reconnect.header(name, value);
     }

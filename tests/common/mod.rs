@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod browser;
 pub mod client;
+pub mod feed;
+pub mod haproxy;
 pub mod peers;
 
 use futures_util::StreamExt;

@@ -122,7 +122,8 @@ pub mod tls;
 
 pub use client::{
     Client, Closed, ConnectFailed, ConnectionId, Event, Events, FailedAt, GiveUp, Handover,
-    NotReady, Reconnect, SendError,
+    NotReady, Reconnect, Resumed, Resync, SendError, StreamMessage,
 };
 pub use retry::{Decision, Outcome, RetryPolicy, RetryPolicyBuilder, RetryPolicyError, Wait};
 pub use tokio_tungstenite::tungstenite::{self, Message};
+pub use wsdrain_protocol::resume::ResyncReason;

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::events::Events;
 use super::handle::{Client, Route, Shared};
+use super::resume::Streams;
 use super::runner::Runner;
 use crate::retry::RetryPolicy;
 
@@ -43,6 +44,7 @@ pub struct Reconnect {
     pub(super) send_queue: usize,
     pub(super) ws_config: WebSocketConfig,
     pub(super) handover: bool,
+    pub(super) resume: bool,
     pub(super) health: Health,
     #[cfg(feature = "rustls")]
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
@@ -81,6 +83,7 @@ impl Reconnect {
             send_queue: 64,
             ws_config: WebSocketConfig::default(),
             handover: true,
+            resume: false,
             health: Health::Off,
             #[cfg(feature = "rustls")]
             tls: None,
@@ -130,6 +133,23 @@ impl Reconnect {
     /// its Close. Off, the notice is delivered as an ordinary message.
     pub fn handover(mut self, on: bool) -> Self {
         self.handover = on;
+        self
+    }
+
+    /// Resumable streams (default off): every attempt offers the subprotocol
+    /// `wsdrain.resume.v1` and carries, in its query
+    /// (`wsdrain-resume=stream@epoch.seq,...`), where the client stopped in
+    /// each stream, so the server replays what it missed. Messages of a
+    /// stream arrive as [`Event::StreamMessage`](crate::Event::StreamMessage),
+    /// each once and in order across reconnects and handovers; a stream
+    /// that continues reports [`Event::Resumed`](crate::Event::Resumed), one
+    /// whose gap cannot be filled [`Event::Resync`](crate::Event::Resync).
+    /// A server that does not select the subprotocol is served as without
+    /// resume ([`Event::ResumeDeclined`](crate::Event::ResumeDeclined)).
+    /// `docs/PROTOCOL.md` has the protocol, `docs/CLIENTS.md` what the
+    /// application does on a resync.
+    pub fn resume(mut self, on: bool) -> Self {
+        self.resume = on;
         self
     }
 
@@ -230,6 +250,7 @@ impl Reconnect {
             stop,
             connections: 0,
             failures: 0,
+            streams: Streams::default(),
         };
         // Ends by itself: after GaveUp, or when the events are dropped.
         tokio::spawn(runner.run());

@@ -125,6 +125,11 @@ pub(super) struct Conn<S = MaybeTlsStream<TcpStream>> {
     pub(super) frame: Option<(u16, String)>,
     pub(super) error: Option<String>,
     pub(super) ended_cleanly: bool,
+    /// The server selected `wsdrain.resume.v1`: data frames have headers.
+    pub(super) framed: bool,
+    /// The server broke the resume protocol: closed with 1002, nothing
+    /// more it sends is used.
+    pub(super) broken: bool,
     limits: Limits,
     /// Set once a Close went either way: the server must end TCP by then.
     deadline: Option<Pin<Box<Sleep>>>,
@@ -160,6 +165,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             frame: None,
             error: None,
             ended_cleanly: false,
+            framed: false,
+            broken: false,
             limits,
             deadline: None,
             queue,

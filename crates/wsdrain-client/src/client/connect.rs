@@ -10,15 +10,20 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::{
     self,
+    error::{ProtocolError, SubProtocolError},
     handshake::client::Request,
-    http::{Uri, header::RETRY_AFTER},
+    http::{
+        Uri,
+        header::{RETRY_AFTER, SEC_WEBSOCKET_PROTOCOL},
+    },
     protocol::WebSocketConfig,
 };
 use wsdrain_protocol::parse_retry_after_header;
+use wsdrain_protocol::resume::SUBPROTOCOL;
 
-use super::Ws;
 use super::conn::Progress;
 use super::events::{ConnectFailed, FailedAt};
+use super::{Ws, resume};
 use crate::retry::Outcome;
 
 /// Everything an attempt needs, shared by the runner and handover attempts.
@@ -141,11 +146,23 @@ async fn tls_stream(
     ))
 }
 
+/// An open WebSocket, and whether it speaks `wsdrain.resume.v1`.
+pub(super) struct Opened {
+    pub(super) ws: Ws,
+    /// The server selected the resume subprotocol: every data frame it sends
+    /// has a header.
+    pub(super) framed: bool,
+}
+
 /// One attempt, bounded by the connect timeout: the open WebSocket, or what
-/// failed and where.
-pub(super) async fn connect(target: Arc<Target>) -> Result<Ws, ConnectFailed> {
+/// failed and where. With `point` (resume on), the attempt offers
+/// `wsdrain.resume.v1` and carries the point in its query.
+pub(super) async fn connect(
+    target: Arc<Target>,
+    point: Option<String>,
+) -> Result<Opened, ConnectFailed> {
     let limit = target.connect_timeout;
-    match tokio::time::timeout(limit, connect_inner(&target)).await {
+    match tokio::time::timeout(limit, connect_inner(&target, point)).await {
         Ok(result) => result,
         Err(_) => Err(failed(
             FailedAt::Timeout,
@@ -154,34 +171,84 @@ pub(super) async fn connect(target: Arc<Target>) -> Result<Ws, ConnectFailed> {
     }
 }
 
-async fn connect_inner(target: &Target) -> Result<Ws, ConnectFailed> {
-    let stream = open_stream(target, target.uri()).await?;
-    match tokio_tungstenite::client_async_with_config(
-        target.request.clone(),
+async fn connect_inner(target: &Target, point: Option<String>) -> Result<Opened, ConnectFailed> {
+    let plain = async || {
+        let (ws, _) = upgrade(target, target.request.clone())
+            .await?
+            .map_err(handshake_failed)?;
+        Ok(Opened { ws, framed: false })
+    };
+    let Some(point) = point else {
+        return plain().await;
+    };
+    let offer = resume::offer(&target.request, &point).map_err(|e| failed(FailedAt::Request, e))?;
+    match upgrade(target, offer).await? {
+        Ok((ws, selected)) => Ok(Opened {
+            ws,
+            framed: selected.as_deref() == Some(SUBPROTOCOL),
+        }),
+        // tungstenite fails a handshake in which the server selected none of
+        // the offered subprotocols, where a browser goes on without one: do
+        // as the browser does, with the request as the application made it.
+        Err(tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+            SubProtocolError::NoSubProtocol,
+        ))) if !target
+            .request
+            .headers()
+            .contains_key(SEC_WEBSOCKET_PROTOCOL) =>
+        {
+            tracing::debug!(url = %target.uri(), "no subprotocol selected: connecting without resume");
+            plain().await
+        }
+        Err(e) => Err(handshake_failed(e)),
+    }
+}
+
+/// DNS, TCP, TLS (a failure there is the outer error), then the WebSocket
+/// handshake with `request`: the socket and the subprotocol the server
+/// selected, or tungstenite's error.
+async fn upgrade(
+    target: &Target,
+    request: Request,
+) -> Result<Result<(Ws, Option<String>), tungstenite::Error>, ConnectFailed> {
+    let stream = open_stream(target, request.uri()).await?;
+    let handshake = tokio_tungstenite::client_async_with_config(
+        request,
         Progress::new(stream),
         Some(target.ws_config),
     )
-    .await
-    {
-        Ok((ws, _response)) => Ok(ws),
-        Err(tungstenite::Error::Http(response)) => {
+    .await;
+    Ok(handshake.map(|(ws, response)| {
+        let selected = response
+            .headers()
+            .get(SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned());
+        (ws, selected)
+    }))
+}
+
+/// A failed WebSocket handshake, with the stage it failed at.
+fn handshake_failed(e: tungstenite::Error) -> ConnectFailed {
+    match e {
+        tungstenite::Error::Http(response) => {
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after_header);
-            Err(ConnectFailed {
+            ConnectFailed {
                 stage: FailedAt::Upgrade,
                 status: Some(status),
                 retry_after,
                 error: format!("upgrade refused with HTTP {status}"),
-            })
+            }
         }
-        Err(e @ (tungstenite::Error::Url(_) | tungstenite::Error::HttpFormat(_))) => {
-            Err(failed(FailedAt::Request, e))
+        e @ (tungstenite::Error::Url(_) | tungstenite::Error::HttpFormat(_)) => {
+            failed(FailedAt::Request, e)
         }
-        Err(e) => Err(failed(FailedAt::Handshake, e)),
+        e => failed(FailedAt::Handshake, e),
     }
 }
 

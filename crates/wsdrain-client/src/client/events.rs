@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use wsdrain_protocol::CloseHint;
+use wsdrain_protocol::resume::ResyncReason;
 
 use super::ConnectionId;
 use crate::retry::Wait;
@@ -22,12 +24,34 @@ pub enum Event {
         /// The new connection.
         connection: ConnectionId,
     },
-    /// A text or binary message from the server.
+    /// A text or binary message from the server. On a resumable connection
+    /// ([`Reconnect::resume`](crate::Reconnect::resume)), a message outside
+    /// any stream (`p`), its header removed.
     Message {
         /// The connection it came on.
         connection: ConnectionId,
         /// The message ([`Message::Text`] or [`Message::Binary`]).
         message: Message,
+    },
+    /// A message of a resumable stream
+    /// ([`Reconnect::resume`](crate::Reconnect::resume)): each seq of a
+    /// stream's epoch once, in order, whichever connection carried it.
+    StreamMessage(StreamMessage),
+    /// A stream continues on a new connection where the client stopped:
+    /// nothing was missed (after a reconnect or a handover).
+    Resumed(Resumed),
+    /// A stream could not continue where the client stopped: messages were
+    /// lost (history expired, the stream's epoch changed, the log is down).
+    /// Reload the state the stream feeds (an HTTP fetch, a snapshot), then
+    /// apply the messages that follow: their seqs start after
+    /// [`Resync::after`].
+    Resync(Resync),
+    /// The server did not select `wsdrain.resume.v1` on `connection` (a
+    /// route that is not resumable, or a server without resume): its
+    /// messages are [`Event::Message`]s, and nothing on it is resumed.
+    ResumeDeclined {
+        /// The connection.
+        connection: ConnectionId,
     },
     /// A connection ended. Sends that returned `Ok(connection)` were all
     /// written before this event.
@@ -68,6 +92,52 @@ pub enum Event {
     },
     /// The client stopped for good; no event follows.
     GaveUp(GiveUp),
+}
+
+/// A message of a stream: [`Event::StreamMessage`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StreamMessage {
+    /// The connection it came on.
+    pub connection: ConnectionId,
+    /// The stream.
+    pub stream: Arc<str>,
+    /// Its seq in the stream's current epoch: the previous one plus 1.
+    pub seq: u64,
+    /// The application's payload, its header removed, as a text or binary
+    /// message as it was sent.
+    pub message: Message,
+}
+
+/// A stream that went on without a loss: [`Event::Resumed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resumed {
+    /// The connection that carries the stream from now on.
+    pub connection: ConnectionId,
+    /// The stream.
+    pub stream: Arc<str>,
+    /// The stream's epoch.
+    pub epoch: String,
+    /// The last seq delivered: the next message is `after + 1`.
+    pub after: u64,
+}
+
+/// A stream whose gap cannot be filled: [`Event::Resync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resync {
+    /// The connection that carries the stream from now on.
+    pub connection: ConnectionId,
+    /// The stream.
+    pub stream: Arc<str>,
+    /// Why: the server's reason, or [`ResyncReason::Epoch`] /
+    /// [`ResyncReason::Unknown`] when a control without one skipped ahead.
+    pub reason: ResyncReason,
+    /// The stream's epoch from here on.
+    pub epoch: String,
+    /// The messages that follow have seqs after this one.
+    pub after: u64,
 }
 
 /// A completed handover: [`Event::Handover`].

@@ -7,6 +7,7 @@ mod conn;
 mod connect;
 mod events;
 mod handle;
+mod resume;
 mod runner;
 
 use std::fmt;
@@ -15,7 +16,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use builder::Reconnect;
-pub use events::{Closed, ConnectFailed, Event, Events, FailedAt, GiveUp, Handover, NotReady};
+pub use events::{
+    Closed, ConnectFailed, Event, Events, FailedAt, GiveUp, Handover, NotReady, Resumed, Resync,
+    StreamMessage,
+};
 pub use handle::{Client, SendError};
 
 type Ws = WebSocketStream<conn::Progress<MaybeTlsStream<TcpStream>>>;

@@ -14,12 +14,13 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use wsdrain_protocol::{CloseHint, parse_notice};
 
+use super::ConnectionId;
 use super::builder::{Health, Reconnect};
 use super::conn::{Conn, ConnEvent, Limits};
-use super::connect::{self, Target};
+use super::connect::{self, Opened, Target};
 use super::events::{Closed, ConnectFailed, Event, FailedAt, GiveUp, Handover, NotReady};
 use super::handle::{Route, Shared};
-use super::{ConnectionId, Ws};
+use super::resume::{Seen, Streams};
 use crate::retry::{Decision, Outcome, RetryPolicy, Wait, advised_delay, full_jitter};
 
 /// The task behind a client.
@@ -31,6 +32,8 @@ pub(super) struct Runner {
     pub(super) connections: u64,
     /// Consecutive failures: the backoff attempt number.
     pub(super) failures: u32,
+    /// Where the client is in each resumable stream.
+    pub(super) streams: Streams,
 }
 
 /// What the task does after a connection or an attempt ended.
@@ -67,15 +70,19 @@ impl Old {
     }
 
     fn send_close(&mut self) {
+        self.send_close_frame(normal_close());
+    }
+
+    fn send_close_frame(&mut self, frame: CloseFrame) {
         if !self.close_sent {
             self.close_sent = true;
-            tracing::debug!(connection = %self.conn.id, "client closes the old connection");
-            self.conn.close(normal_close());
+            tracing::debug!(connection = %self.conn.id, code = u16::from(frame.code), "client closes the old connection");
+            self.conn.close(frame);
         }
     }
 }
 
-type Attempt = Pin<Box<dyn Future<Output = Result<Ws, ConnectFailed>> + Send>>;
+type Attempt = Pin<Box<dyn Future<Output = Result<Opened, ConnectFailed>> + Send>>;
 
 /// The next connection, being opened after a notice.
 struct Pending {
@@ -102,7 +109,7 @@ async fn next_old(old: &mut Option<Old>, reading: bool) -> OldEvent {
     }
 }
 
-async fn poll_pending(pending: &mut Option<Pending>) -> Result<Box<Ws>, ConnectFailed> {
+async fn poll_pending(pending: &mut Option<Pending>) -> Result<Box<Opened>, ConnectFailed> {
     match pending {
         Some(p) => (&mut p.attempt).await.map(Box::new),
         None => std::future::pending().await,
@@ -300,16 +307,17 @@ impl Runner {
     /// One connection attempt and, when it succeeds, the connection's life.
     async fn attempt(&mut self, target: &Arc<Target>) -> Next {
         tracing::debug!(url = %target.uri(), failures = self.failures, "connecting");
+        let point = self.offer();
         let result = {
             let stop = self.stop.wait_for(|r| r.stopped);
             tokio::select! {
-                r = connect::connect(target.clone()) => r,
+                r = connect::connect(target.clone(), point) => r,
                 _ = stop => return Next::Stop(GiveUp::ClientClosed),
                 () = self.events.closed() => return Next::Stop(GiveUp::ClientClosed),
             }
         };
-        let ws = match result {
-            Ok(ws) => ws,
+        let opened = match result {
+            Ok(opened) => opened,
             Err(failed) => {
                 tracing::warn!(url = %target.uri(), stage = %failed.stage, status = failed.status, error = %failed.error, "connect failed");
                 let outcome = connect::outcome(&failed);
@@ -323,11 +331,10 @@ impl Runner {
                 return Next::Decide(outcome);
             }
         };
-        let conn = self.install(ws);
+        let conn = self.install(opened);
         tracing::info!(url = %target.uri(), connection = %conn.id, "connected");
-        let mut outbox = VecDeque::from([Event::Connected {
-            connection: conn.id,
-        }]);
+        let mut outbox = VecDeque::new();
+        self.connected(&conn, &mut outbox);
         let next = self.live(target, conn, &mut outbox).await;
         // Nothing is open any more: what is left is handed over, waiting as long
         // as the application takes.
@@ -339,13 +346,45 @@ impl Runner {
         next
     }
 
-    /// Makes `ws` the connection sends go to (unless the client was told to
-    /// stop meanwhile: its task then closes it).
-    fn install(&mut self, ws: Ws) -> Conn {
+    /// Makes `opened` the connection sends go to (unless the client was
+    /// told to stop meanwhile: its task then closes it).
+    fn install(&mut self, opened: Opened) -> Conn {
         self.connections += 1;
-        let (conn, lane) = Conn::open(ConnectionId(self.connections), ws, self.limits());
+        let (mut conn, lane) = Conn::open(ConnectionId(self.connections), opened.ws, self.limits());
+        conn.framed = opened.framed;
         self.shared.route.send_if_modified(|route| route.open(lane));
         conn
+    }
+
+    /// The resume point to offer on the next attempt; `None` without resume.
+    fn offer(&self) -> Option<String> {
+        self.config.resume.then(|| self.streams.point())
+    }
+
+    /// Reports `conn` as connected, and whether resume was declined on it.
+    fn connected(&self, conn: &Conn, outbox: &mut VecDeque<Event>) {
+        let connection = conn.id;
+        outbox.push_back(Event::Connected { connection });
+        if self.config.resume && !conn.framed {
+            tracing::warn!(%connection, "the server did not select wsdrain.resume.v1: not resumable");
+            outbox.push_back(Event::ResumeDeclined { connection });
+        }
+    }
+
+    /// What a text or binary message read on `conn` means.
+    fn classify(&mut self, conn: &Conn, message: Message) -> Seen {
+        if conn.framed {
+            return self.streams.on_frame(conn.id, message);
+        }
+        if let Message::Text(text) = &message {
+            if let Some(ms) = parse_notice(text).filter(|_| self.config.handover) {
+                return Seen::Notice(ms);
+            }
+        }
+        Seen::Event(Event::Message {
+            connection: conn.id,
+            message,
+        })
     }
 
     /// Reads the open connection until it ends, handing over to a new one on
@@ -374,7 +413,7 @@ impl Runner {
                 Emitted(bool),
                 Cur(ConnEvent),
                 Old(OldEvent),
-                Opened(Result<Box<Ws>, ConnectFailed>),
+                Opened(Result<Box<Opened>, ConnectFailed>),
                 Stop,
             }
             let reading = outbox.is_empty();
@@ -402,42 +441,47 @@ impl Runner {
             let mut gone = false;
             match step {
                 Step::Emitted(delivered) => gone = !delivered,
-                Step::Cur(ConnEvent::Message(message)) => {
-                    let notice = match &message {
-                        Message::Text(text) if self.config.handover => parse_notice(text),
-                        _ => None,
-                    };
-                    outbox.push_back(match notice {
-                        Some(ms) => {
-                            let close_in = Duration::from_millis(ms);
-                            tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
-                            if pending.is_none() && !client_closing && cur.frame.is_none() {
-                                if old.is_none() {
-                                    pending = Some(self.hand_over(
-                                        target,
-                                        &cur,
-                                        Instant::now(),
-                                        close_in,
-                                    ));
-                                } else {
-                                    deferred = Some((cur.id, Instant::now(), close_in));
-                                }
-                            }
-                            Event::DrainNotice {
-                                connection: cur.id,
-                                close_in,
+                Step::Cur(ConnEvent::Message(_)) if cur.broken => {}
+                Step::Cur(ConnEvent::Message(message)) => match self.classify(&cur, message) {
+                    Seen::Notice(ms) => {
+                        let close_in = Duration::from_millis(ms);
+                        tracing::info!(connection = %cur.id, close_in_ms = ms, "drain notice");
+                        if self.config.handover
+                            && pending.is_none()
+                            && !client_closing
+                            && cur.frame.is_none()
+                        {
+                            if old.is_none() {
+                                pending =
+                                    Some(self.hand_over(target, &cur, Instant::now(), close_in));
+                            } else {
+                                deferred = Some((cur.id, Instant::now(), close_in));
                             }
                         }
-                        None => Event::Message {
+                        outbox.push_back(Event::DrainNotice {
                             connection: cur.id,
-                            message,
-                        },
-                    });
-                }
+                            close_in,
+                        });
+                    }
+                    Seen::Event(event) => outbox.push_back(event),
+                    Seen::Nothing => {}
+                    Seen::ProtocolError(why) => {
+                        tracing::warn!(connection = %cur.id, %why, "resume protocol error: closing with 1002");
+                        cur.broken = true;
+                        self.close_conn(&mut cur, protocol_error());
+                    }
+                },
                 // Sends stop at once; the end follows.
                 Step::Cur(ConnEvent::PeerClosing) => self.unroute(cur.id),
                 Step::Cur(ConnEvent::Ended) => {
                     let outcome = self.closed(&mut cur, outbox);
+                    // Closed for a protocol error: back off as after a
+                    // broken connection, whatever code the server echoed.
+                    let outcome = if cur.broken {
+                        Outcome::Abnormal
+                    } else {
+                        outcome
+                    };
                     if let Some(mut old) = old.take() {
                         // The new connection died during the overlap: end the old one too.
                         old.send_close();
@@ -467,11 +511,11 @@ impl Runner {
                         }
                     };
                     match opened {
-                        Ok(ws) => {
-                            cur = self.install(ws);
+                        Ok(opened) => {
+                            cur = self.install(opened);
                             cur.by_handover = true;
                             tracing::info!(connection = %cur.id, "connected after the notice");
-                            outbox.push_back(Event::Connected { connection: cur.id });
+                            self.connected(&cur, outbox);
                         }
                         Err(failed) => {
                             outbox.push_back(self.handover_failed(p.from, failed));
@@ -485,12 +529,18 @@ impl Runner {
                     }
                 }
                 Step::Old(OldEvent::Conn(ConnEvent::Message(message))) => {
-                    if let Some(o) = old.as_ref() {
-                        // Late answers to what was sent before the switch.
-                        outbox.push_back(Event::Message {
-                            connection: o.conn.id,
-                            message,
-                        });
+                    // Late answers to what was sent before the switch, and
+                    // the streams the next connection has not taken yet.
+                    if let Some(o) = old.as_mut().filter(|o| !o.conn.broken) {
+                        match self.classify(&o.conn, message) {
+                            Seen::Event(event) => outbox.push_back(event),
+                            Seen::Notice(_) | Seen::Nothing => {}
+                            Seen::ProtocolError(why) => {
+                                tracing::warn!(connection = %o.conn.id, %why, "resume protocol error: closing with 1002");
+                                o.conn.broken = true;
+                                o.send_close_frame(protocol_error());
+                            }
+                        }
                     }
                 }
                 Step::Old(OldEvent::Conn(ConnEvent::PeerClosing)) => {}
@@ -516,11 +566,12 @@ impl Runner {
                 Step::Opened(opened) => {
                     let Some(p) = pending.take() else { continue };
                     match opened {
-                        Ok(ws) => {
-                            if let Some(o) = self.switch(&mut cur, *ws, p.noticed, p.close_in).await
+                        Ok(opened) => {
+                            if let Some(o) =
+                                self.switch(&mut cur, *opened, p.noticed, p.close_in).await
                             {
                                 old = Some(o);
-                                outbox.push_back(Event::Connected { connection: cur.id });
+                                self.connected(&cur, outbox);
                             }
                         }
                         Err(failed) => outbox.push_back(self.handover_failed(p.from, failed)),
@@ -591,6 +642,9 @@ impl Runner {
         };
         let starts = Instant::now() + wait;
         let target = target.clone();
+        // The point as it is now: the new connection replays from it, the
+        // overlap with what the old one still delivers is dropped.
+        let point = self.offer();
         Pending {
             from: cur.id,
             noticed,
@@ -598,7 +652,7 @@ impl Runner {
             starts,
             attempt: Box::pin(async move {
                 tokio::time::sleep_until(starts).await;
-                connect::connect(target).await
+                connect::connect(target, point).await
             }),
         }
     }
@@ -609,13 +663,14 @@ impl Runner {
     async fn switch(
         &mut self,
         cur: &mut Conn,
-        ws: Ws,
+        opened: Opened,
         noticed: Instant,
         close_in: Duration,
     ) -> Option<Old> {
         let id = ConnectionId(self.connections + 1);
-        let (mut conn, lane) = Conn::open(id, ws, self.limits());
+        let (mut conn, lane) = Conn::open(id, opened.ws, self.limits());
         conn.by_handover = true;
+        conn.framed = opened.framed;
         // One step: a send goes wholly to the old connection or wholly to the
         // new one, and a stop cannot slip in between.
         let cur_id = cur.id;
@@ -700,6 +755,14 @@ fn going_away() -> CloseFrame {
     CloseFrame {
         code: 1001.into(),
         reason: "".into(),
+    }
+}
+
+/// The Close a client sends when the server broke the resume protocol.
+fn protocol_error() -> CloseFrame {
+    CloseFrame {
+        code: 1002.into(),
+        reason: "wsdrain.resume.v1 protocol error".into(),
     }
 }
 
